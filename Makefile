@@ -1,0 +1,55 @@
+# Kluis: `make run` and `make test` do all set-up on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+EARK_VENV := .venv-eark
+BIN := $(VENV)/bin
+# Debian packages the tests use: pdfsig (independent signature check), certutil (its NSS db).
+DEB_TEST_PACKAGES := poppler-utils libnss3-tools
+
+.PHONY: run test install install-test deb-test-packages check pytest clean
+
+run: install
+	$(BIN)/kluis serve
+
+test: install-test check pytest
+
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+install-test: $(VENV)/.installed-test $(EARK_VENV)/.installed deb-test-packages
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# eark-validator pins lxml 5.1, which our stack (pyHanko) cannot use: it gets a venv of
+# its own and the tests run it as a separate, independent tool.
+$(EARK_VENV)/.installed:
+	$(PYTHON) -m venv $(EARK_VENV)
+	$(EARK_VENV)/bin/pip install --quiet eark-validator==1.1.3
+	touch $@
+
+deb-test-packages:
+	@missing=""; \
+	command -v pdfsig >/dev/null || missing="$$missing poppler-utils"; \
+	command -v certutil >/dev/null || missing="$$missing libnss3-tools"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+check:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+pytest:
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) $(EARK_VENV) var .mypy_cache .ruff_cache .pytest_cache
