@@ -1,0 +1,100 @@
+"""Descriptive metadata of an AIP: Dublin Core terms plus Kluis elements (bytes in, bytes out).
+
+The file ``metadata/descriptive/dc.xml`` is a ``kluis:record`` container (the DCMI XML
+guidelines leave the container to the application) holding:
+
+- DCMI terms (``http://purl.org/dc/terms/``) any archival tool understands: ``identifier``
+  (``urn:uuid:<aip_id>``), ``title``, ``creator`` (the agency), ``type``, ``issued``,
+  ``language`` and ``format``;
+- Kluis elements (namespace :data:`KLUIS_NS`) that carry the exact domain values the archive
+  relies on: ``owner`` (with ``kind``), ``agency``, ``documentType``, ``agencyRef``,
+  ``issuedOn`` and ``retentionUntil`` (absent = kept permanently).
+
+Invariants: reading takes every value from the Kluis elements (title and language from DC,
+which has no Kluis duplicate), so ``read_descriptive(write_descriptive(m)) == m``; the same
+input always gives the same bytes; reading goes through the hardened parser.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from archive._xmltext import child, optional_text, parse_date, serialise, sub, text
+from archive.errors import InvalidPackageError
+from archive.model import DocumentMetadata, OwnerKind
+from archive.xml import parse_xml
+
+__all__ = ["DCTERMS_NS", "KLUIS_NS", "read_descriptive", "write_descriptive"]
+
+DCTERMS_NS = "http://purl.org/dc/terms/"
+KLUIS_NS = "urn:kluis:xmlns:descriptive:1"
+"""Namespace of the Kluis elements. Archived packages keep it forever: never change it."""
+
+_NSMAP = {"kluis": KLUIS_NS, "dcterms": DCTERMS_NS}
+_OWNER_KINDS: tuple[OwnerKind, ...] = ("person", "enterprise")
+
+
+def _k(name: str) -> str:
+    return f"{{{KLUIS_NS}}}{name}"
+
+
+def _dc(name: str) -> str:
+    return f"{{{DCTERMS_NS}}}{name}"
+
+
+def write_descriptive(aip_id: str, meta: DocumentMetadata, *, mime_type: str) -> bytes:
+    """Serialise ``meta`` as the package's descriptive metadata file.
+
+    Raises:
+        ValueError: a value contains characters XML 1.0 cannot represent.
+    """
+    root = etree.Element(_k("record"), nsmap=_NSMAP)
+    sub(root, _dc("identifier"), f"urn:uuid:{aip_id}")
+    sub(root, _dc("title"), meta.title)
+    sub(root, _dc("creator"), meta.agency_id)
+    sub(root, _dc("type"), meta.document_type)
+    sub(root, _dc("issued"), meta.issued_on.isoformat())
+    sub(root, _dc("language"), meta.language)
+    sub(root, _dc("format"), mime_type)
+    sub(root, _k("owner"), meta.owner_id, kind=meta.owner_kind)
+    sub(root, _k("agency"), meta.agency_id)
+    sub(root, _k("documentType"), meta.document_type)
+    sub(root, _k("agencyRef"), meta.agency_ref)
+    sub(root, _k("issuedOn"), meta.issued_on.isoformat())
+    if meta.retention_until is not None:
+        sub(root, _k("retentionUntil"), meta.retention_until.isoformat())
+    return serialise(root)
+
+
+def read_descriptive(data: bytes, *, aip_id: str) -> DocumentMetadata:
+    """Parse a descriptive metadata file written by :func:`write_descriptive`.
+
+    Raises:
+        HostileXmlError: the bytes are not safe, well-formed XML.
+        InvalidPackageError: the document is not a Kluis descriptive record.
+    """
+    root = parse_xml(data)
+    if root.tag != _k("record"):
+        raise InvalidPackageError(aip_id, f"descriptive metadata root is {root.tag!r}")
+    owner = child(root, _k("owner"), aip_id=aip_id)
+    kind = owner.get("kind")
+    if kind not in _OWNER_KINDS:
+        raise InvalidPackageError(aip_id, f"owner kind {kind!r} is not person or enterprise")
+    retention = optional_text(root, _k("retentionUntil"))
+    return DocumentMetadata(
+        owner_id=owner.text or "",
+        owner_kind=kind,
+        agency_id=text(root, _k("agency"), aip_id=aip_id),
+        document_type=text(root, _k("documentType"), aip_id=aip_id),
+        title=text(root, _dc("title"), aip_id=aip_id),
+        issued_on=parse_date(
+            text(root, _k("issuedOn"), aip_id=aip_id), aip_id=aip_id, what="issuedOn"
+        ),
+        agency_ref=text(root, _k("agencyRef"), aip_id=aip_id),
+        language=text(root, _dc("language"), aip_id=aip_id),
+        retention_until=(
+            None
+            if retention is None
+            else parse_date(retention, aip_id=aip_id, what="retentionUntil")
+        ),
+    )

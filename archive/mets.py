@@ -1,0 +1,325 @@
+"""METS documents of an AIP, following E-ARK CSIP 2.1 (bytes in, bytes out, no I/O).
+
+The root METS is the package's manifest: it lists *every* other file with its SHA-256
+(``CHECKSUM``/``CHECKSUMTYPE="SHA-256"``) and ``SIZE``. As CSIP prescribes, the descriptive and
+preservation metadata files are referenced from ``dmdSec``/``amdSec`` (``mdRef``) and all other
+files from the ``fileSec``: one ``Schemas`` group, and one ``Representations/<rep>`` group per
+representation holding its METS *and* its data files (CSIP114 allows both), so the root
+METS alone binds every byte of the package and its hash is the manifest hash.
+
+Representation METS files list their own data files (paths relative to the representation).
+
+Invariants: element IDs are derived from paths and fixed names only, and all times come from
+the caller, so equal input gives equal bytes; reading validates paths as storage-key suffixes
+(no ``..``, no absolute paths) and goes through the hardened parser.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+
+from archive._xmltext import attr, child, format_datetime, parse_datetime, serialise, sub
+from archive.errors import InvalidKeyError, InvalidPackageError
+from archive.model import FileEntry
+from archive.storage.base import check_key
+from archive.xml import parse_xml
+
+__all__ = [
+    "CONTENT_TYPE_LABEL",
+    "CSIP_NS",
+    "METS_NS",
+    "Representation",
+    "RootMets",
+    "read_root_mets",
+    "write_representation_mets",
+    "write_root_mets",
+]
+
+METS_NS = "http://www.loc.gov/METS/"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+CSIP_NS = "https://DILCIS.eu/XML/METS/CSIPExtensionMETS"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+PROFILE = "https://earkcsip.dilcis.eu/profile/E-ARK-CSIP.xml"
+CONTENT_CATEGORY = "Textual works – Digital"
+"""``mets/@TYPE`` from the CSIP content category vocabulary."""
+CONTENT_TYPE_LABEL = "Kluis signed document (PDF with PAdES signature)"
+"""``@csip:OTHERCONTENTINFORMATIONTYPE``; no CSIP content information type fits a document."""
+SOFTWARE_NAME = "Kluis"
+_NSMAP = {"mets": METS_NS, "xlink": XLINK_NS, "csip": CSIP_NS, "xsi": XSI_NS}
+_SCHEMA_LOCATION = " ".join(
+    (
+        METS_NS,
+        "schemas/mets.xsd",
+        XLINK_NS,
+        "schemas/xlink.xsd",
+        CSIP_NS,
+        "schemas/DILCISExtensionMETS.xsd",
+    )
+)
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _m(name: str) -> str:
+    return f"{{{METS_NS}}}{name}"
+
+
+def _x(name: str) -> str:
+    return f"{{{XLINK_NS}}}{name}"
+
+
+def _c(name: str) -> str:
+    return f"{{{CSIP_NS}}}{name}"
+
+
+@dataclass(frozen=True)
+class Representation:
+    """One representation as the root METS sees it."""
+
+    name: str
+    """Folder name under ``representations/``, e.g. ``rep1``."""
+    mets: FileEntry
+    data: tuple[FileEntry, ...]
+
+
+@dataclass(frozen=True)
+class RootMets:
+    """What :func:`read_root_mets` returns."""
+
+    obj_id: str
+    created_at: datetime
+    descriptive: FileEntry
+    premis: FileEntry
+    files: tuple[FileEntry, ...]
+    """Every file listed (metadata, schemas, representation METS and data), sorted by path."""
+    representations: dict[str, tuple[str, ...]]
+    """Representation name -> paths of its data files (its METS excluded)."""
+
+
+def _file_id(path: str) -> str:
+    return "file-" + _ID_UNSAFE.sub("_", path)
+
+
+def _root_element(obj_id: str, label: str | None) -> etree._Element:
+    attrib = {"OBJID": obj_id}
+    if label is not None:
+        attrib["LABEL"] = label
+    attrib |= {
+        "TYPE": CONTENT_CATEGORY,
+        _c("CONTENTINFORMATIONTYPE"): "OTHER",
+        _c("OTHERCONTENTINFORMATIONTYPE"): CONTENT_TYPE_LABEL,
+        "PROFILE": PROFILE,
+        f"{{{XSI_NS}}}schemaLocation": _SCHEMA_LOCATION,
+    }
+    return etree.Element(_m("mets"), attrib, nsmap=_NSMAP)
+
+
+def _header(root: etree._Element, created: str, software_version: str, submitter: str) -> None:
+    hdr = sub(
+        root,
+        _m("metsHdr"),
+        CREATEDATE=created,
+        LASTMODDATE=created,
+        RECORDSTATUS="NEW",
+        **{_c("OAISPACKAGETYPE"): "AIP"},
+    )
+    agent = sub(hdr, _m("agent"), ROLE="CREATOR", TYPE="OTHER", OTHERTYPE="SOFTWARE")
+    sub(agent, _m("name"), SOFTWARE_NAME)
+    sub(agent, _m("note"), software_version, **{_c("NOTETYPE"): "SOFTWARE VERSION"})
+    if submitter:
+        agent = sub(hdr, _m("agent"), ROLE="OTHER", OTHERROLE="SUBMITTER", TYPE="ORGANIZATION")
+        sub(agent, _m("name"), submitter)
+
+
+def _checksum_attrs(entry: FileEntry, created: str) -> dict[str, str]:
+    return {
+        "MIMETYPE": entry.mime_type,
+        "SIZE": str(entry.size),
+        "CREATED": created,
+        "CHECKSUM": entry.sha256,
+        "CHECKSUMTYPE": "SHA-256",
+    }
+
+
+def _md_ref(parent: etree._Element, entry: FileEntry, mdtype: str, created: str) -> None:
+    sub(
+        parent,
+        _m("mdRef"),
+        ID=_file_id(entry.path).replace("file-", "mdref-", 1),
+        LOCTYPE="URL",
+        MDTYPE=mdtype,
+        **{_x("type"): "simple", _x("href"): entry.path},
+        **_checksum_attrs(entry, created),
+    )
+
+
+def _file(group: etree._Element, entry: FileEntry, href: str, created: str) -> None:
+    element = sub(group, _m("file"), ID=_file_id(entry.path), **_checksum_attrs(entry, created))
+    sub(element, _m("FLocat"), LOCTYPE="URL", **{_x("type"): "simple", _x("href"): href})
+
+
+def write_root_mets(
+    *,
+    aip_id: str,
+    label: str,
+    created_at: datetime,
+    software_version: str,
+    submitter: str,
+    descriptive: FileEntry,
+    premis: FileEntry,
+    schemas: Sequence[FileEntry],
+    representations: Sequence[Representation],
+) -> bytes:
+    """Serialise the package's root METS (the manifest).
+
+    Raises:
+        ValueError: ``created_at`` is naive, or a value contains characters XML cannot hold.
+    """
+    created = format_datetime(created_at)
+    root = _root_element(f"urn:uuid:{aip_id}", label)
+    _header(root, created, software_version, submitter)
+    dmd = sub(root, _m("dmdSec"), ID="dmd-descriptive", CREATED=created, STATUS="CURRENT")
+    _md_ref(dmd, descriptive, "DC", created)
+    amd = sub(root, _m("amdSec"), ID="amd")
+    digiprov = sub(amd, _m("digiprovMD"), ID="digiprov-premis", STATUS="CURRENT")
+    _md_ref(digiprov, premis, "PREMIS", created)
+
+    file_sec = sub(root, _m("fileSec"), ID="filesec")
+    schema_group = sub(file_sec, _m("fileGrp"), ID="grp-schemas", USE="Schemas")
+    for entry in schemas:
+        _file(schema_group, entry, entry.path, created)
+    for rep in representations:
+        group = sub(
+            file_sec,
+            _m("fileGrp"),
+            ID=f"grp-{rep.name}",
+            USE=f"Representations/{rep.name}",
+            **{
+                _c("CONTENTINFORMATIONTYPE"): "OTHER",
+                _c("OTHERCONTENTINFORMATIONTYPE"): CONTENT_TYPE_LABEL,
+            },
+        )
+        for entry in (rep.mets, *rep.data):
+            _file(group, entry, entry.path, created)
+
+    struct = sub(root, _m("structMap"), ID="structmap-csip", TYPE="PHYSICAL", LABEL="CSIP")
+    top = sub(struct, _m("div"), ID="div-package", LABEL=f"urn:uuid:{aip_id}")
+    sub(
+        top,
+        _m("div"),
+        ID="div-metadata",
+        LABEL="Metadata",
+        ADMID="digiprov-premis",
+        DMDID="dmd-descriptive",
+    )
+    schemas_div = sub(top, _m("div"), ID="div-schemas", LABEL="Schemas")
+    sub(schemas_div, _m("fptr"), FILEID="grp-schemas")
+    for rep in representations:
+        rep_div = sub(top, _m("div"), ID=f"div-{rep.name}", LABEL=f"Representations/{rep.name}")
+        sub(
+            rep_div,
+            _m("mptr"),
+            LOCTYPE="URL",
+            **{_x("type"): "simple", _x("href"): rep.mets.path, _x("title"): f"grp-{rep.name}"},
+        )
+    return serialise(root)
+
+
+def write_representation_mets(
+    *, rep: str, created_at: datetime, software_version: str, data: Sequence[FileEntry]
+) -> bytes:
+    """Serialise a representation METS; ``data`` paths are relative to the representation.
+
+    Raises:
+        ValueError: ``created_at`` is naive.
+    """
+    created = format_datetime(created_at)
+    root = _root_element(rep, None)
+    _header(root, created, software_version, "")
+    file_sec = sub(root, _m("fileSec"), ID="filesec")
+    group = sub(file_sec, _m("fileGrp"), ID="grp-data", USE="Data")
+    for entry in data:
+        _file(group, entry, entry.path, created)
+    struct = sub(root, _m("structMap"), ID="structmap-csip", TYPE="PHYSICAL", LABEL="CSIP")
+    top = sub(struct, _m("div"), ID="div-representation", LABEL=rep)
+    data_div = sub(top, _m("div"), ID="div-data", LABEL="Data")
+    sub(data_div, _m("fptr"), FILEID="grp-data")
+    return serialise(root)
+
+
+def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
+    """Parse a root METS written by :func:`write_root_mets`.
+
+    Raises:
+        HostileXmlError: the bytes are not safe, well-formed XML.
+        InvalidPackageError: it is not a Kluis AIP root METS, or lists an unsafe path or a
+            checksum other than SHA-256.
+    """
+    root = parse_xml(data)
+    if root.tag != _m("mets"):
+        raise InvalidPackageError(aip_id, f"root element is {root.tag!r}, not mets:mets")
+    header = child(root, _m("metsHdr"), aip_id=aip_id)
+    if header.get(_c("OAISPACKAGETYPE")) != "AIP":
+        raise InvalidPackageError(aip_id, "metsHdr does not declare an AIP")
+    created_at = parse_datetime(
+        attr(header, "CREATEDATE", aip_id=aip_id), aip_id=aip_id, what="CREATEDATE"
+    )
+    descriptive = _read_md_ref(root, f"{_m('dmdSec')}/{_m('mdRef')}", "dmdSec", aip_id)
+    premis = _read_md_ref(
+        root, f"{_m('amdSec')}/{_m('digiprovMD')}/{_m('mdRef')}", "digiprovMD", aip_id
+    )
+    files = [descriptive, premis]
+    representations: dict[str, tuple[str, ...]] = {}
+    for group in root.iterfind(f"{_m('fileSec')}/{_m('fileGrp')}"):
+        entries = [_read_file(f, aip_id) for f in group.iterfind(_m("file"))]
+        files.extend(entries)
+        use = group.get("USE", "")
+        if use.startswith("Representations/"):
+            name = use.removeprefix("Representations/")
+            mets_path = f"representations/{name}/METS.xml"
+            representations[name] = tuple(e.path for e in entries if e.path != mets_path)
+    paths = [f.path for f in files]
+    if len(set(paths)) != len(paths):
+        raise InvalidPackageError(aip_id, "the root METS lists a path twice")
+    return RootMets(
+        obj_id=attr(root, "OBJID", aip_id=aip_id),
+        created_at=created_at,
+        descriptive=descriptive,
+        premis=premis,
+        files=tuple(sorted(files, key=lambda f: f.path)),
+        representations=representations,
+    )
+
+
+def _read_md_ref(root: etree._Element, path: str, section: str, aip_id: str) -> FileEntry:
+    element = root.find(path)
+    if element is None:
+        raise InvalidPackageError(aip_id, f"root METS has no {section} with an mdRef")
+    return _entry(element, attr(element, _x("href"), aip_id=aip_id), aip_id)
+
+
+def _read_file(element: etree._Element, aip_id: str) -> FileEntry:
+    location = child(element, _m("FLocat"), aip_id=aip_id)
+    return _entry(element, attr(location, _x("href"), aip_id=aip_id), aip_id)
+
+
+def _entry(element: etree._Element, href: str, aip_id: str) -> FileEntry:
+    try:
+        check_key(href)
+    except InvalidKeyError as exc:
+        raise InvalidPackageError(aip_id, f"unsafe path in METS: {exc}") from exc
+    if attr(element, "CHECKSUMTYPE", aip_id=aip_id) != "SHA-256":
+        raise InvalidPackageError(aip_id, f"{href}: checksum type is not SHA-256")
+    size = attr(element, "SIZE", aip_id=aip_id)
+    if not size.isdigit():
+        raise InvalidPackageError(aip_id, f"{href}: SIZE {size!r} is not a number")
+    return FileEntry(
+        path=href,
+        size=int(size),
+        sha256=attr(element, "CHECKSUM", aip_id=aip_id).lower(),
+        mime_type=attr(element, "MIMETYPE", aip_id=aip_id),
+    )

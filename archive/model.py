@@ -1,0 +1,142 @@
+"""Value types of the archive: document metadata, package contents, stored objects.
+
+All are frozen dataclasses; they cross package boundaries (ingest builds them, search
+projects them, the API shows them) and never carry storage-engine types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+OwnerKind = Literal["person", "enterprise"]
+
+
+@dataclass(frozen=True)
+class DocumentMetadata:
+    """What an agency says about a document; stored as the AIP's descriptive metadata."""
+
+    owner_id: str
+    """National register number (11 digits) or enterprise number (10 digits), digits only."""
+    owner_kind: OwnerKind
+    agency_id: str
+    """The sending agency, e.g. ``OVO000001``."""
+    document_type: str
+    """A type code from the selection list, e.g. ``attest``."""
+    title: str
+    issued_on: date
+    """The date the agency issued the document; retention counts from it by default."""
+    agency_ref: str
+    """The agency's own reference; unique per agency, the idempotency key of ingest."""
+    language: str = "nl"
+    retention_until: date | None = None
+    """End of the retention period, or None when the document is kept permanently."""
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    """The archive's record of the signature applied at ingest."""
+
+    level: str
+    """PAdES baseline level reached: ``B-B``, ``B-T``, ``B-LT`` or ``B-LTA``."""
+    signed_at: datetime
+    signer_subject: str
+    """RFC 4514 subject of the signing certificate."""
+    certificate_sha256: str
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A PREMIS agent: who or what took part in an event."""
+
+    identifier: str
+    name: str
+    agent_type: Literal["organization", "software", "person"]
+
+
+@dataclass(frozen=True)
+class PremisEvent:
+    """A PREMIS event; events are only ever appended, never rewritten."""
+
+    identifier: str
+    event_type: str
+    """A PREMIS event type term, e.g. ``ingestion``, ``digital signature generation``."""
+    at: datetime
+    outcome: Literal["success", "failure"]
+    detail: str
+    agent_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PackageInput:
+    """Everything needed to build one AIP for one signed document."""
+
+    aip_id: str
+    """A UUID string; the package's METS OBJID is ``urn:uuid:<aip_id>``."""
+    metadata: DocumentMetadata
+    signed_pdf: bytes
+    original_sha256: str
+    """SHA-256 of the PDF as the agency submitted it (revision 1 of the signed PDF)."""
+    pdf_name: str
+    """File name of the PDF inside the representation, e.g. ``document.pdf``."""
+    text: str
+    """Plain text extracted from the PDF; stored in the package so reindex needs no parsing."""
+    signature: SignatureInfo
+    created_at: datetime
+    events: tuple[PremisEvent, ...]
+    agents: tuple[Agent, ...]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a package with its fixity."""
+
+    path: str
+    """Path inside the package, e.g. ``representations/rep1/data/document.pdf``."""
+    size: int
+    sha256: str
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class AipManifest:
+    """A committed package as read back from storage (root METS + descriptive + PREMIS)."""
+
+    aip_id: str
+    metadata: DocumentMetadata
+    files: tuple[FileEntry, ...]
+    """Every file of the package except the root METS itself."""
+    pdf_path: str
+    text_path: str
+    original_sha256: str
+    signature: SignatureInfo
+    created_at: datetime
+    events: tuple[PremisEvent, ...] = ()
+    root_mets_sha256: str = ""
+    """SHA-256 of the root METS bytes: the package's manifest hash."""
+
+    @property
+    def pdf(self) -> FileEntry:
+        return next(f for f in self.files if f.path == self.pdf_path)
+
+
+@dataclass(frozen=True)
+class BuiltPackage:
+    """The files of one AIP, ready to store; ``root_mets`` is written last (commit marker)."""
+
+    aip_id: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Every file except the root METS, by path inside the package."""
+    root_mets: bytes = b""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What a backend knows about one stored object."""
+
+    key: str
+    size: int
+    sha256: str
+    retain_until: datetime | None = None
+    legal_hold: bool = False

@@ -1,0 +1,268 @@
+"""PREMIS 3 preservation metadata of an AIP (bytes in, bytes out, no I/O).
+
+``metadata/preservation/premis.xml`` holds, in PREMIS order (objects, events, agents):
+
+- one ``intellectualEntity`` object (``urn:uuid:<aip_id>``);
+- one ``file`` object per content file (the signed PDF and its text derivative), identified
+  by its path inside the package (type ``local``), with SHA-256 fixity, size and format
+  (MIME type as ``formatName``). The text object has a ``derivation`` relationship to the PDF;
+- on the PDF object:
+  - ``significantProperties`` of type :data:`ORIGINAL_SHA256_TYPE`: the SHA-256 of the PDF as
+    the agency submitted it. It is a property the archive promises to preserve (revision 1
+    of the signed PDF must keep hashing to it), hence a significant property rather than a
+    relationship to an object that is not stored separately;
+  - ``signatureInformation/signature``: encoding ``PAdES``, ``signer`` = RFC 4514 subject,
+    and ``signatureProperties`` entries ``level=…``, ``signingTime=…`` and
+    ``certificateSha256=…`` (the machine-readable values; ``signatureMethod`` repeats the
+    level for humans). The signature value itself lives in the PDF;
+- the events and agents of :class:`PackageInput` in the given order; events link to their
+  agents and to the PDF object.
+
+Invariants: identifiers are of type ``local``; times are UTC; reading returns exactly what was
+written (round trip); reading goes through the hardened parser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from lxml import etree
+
+from archive._xmltext import (
+    child,
+    format_datetime,
+    optional_text,
+    parse_datetime,
+    serialise,
+    sub,
+    text,
+)
+from archive.errors import InvalidPackageError
+from archive.model import Agent, FileEntry, PremisEvent, SignatureInfo
+from archive.xml import parse_xml
+
+__all__ = ["ORIGINAL_SHA256_TYPE", "PREMIS_NS", "PremisRecord", "read_premis", "write_premis"]
+
+PREMIS_NS = "http://www.loc.gov/premis/v3"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+ORIGINAL_SHA256_TYPE = "original submission SHA-256"
+_NSMAP = {"premis": PREMIS_NS, "xsi": XSI_NS}
+_XSI_TYPE = f"{{{XSI_NS}}}type"
+_AgentType = Literal["organization", "software", "person"]
+_Outcome = Literal["success", "failure"]
+_AGENT_TYPES: tuple[_AgentType, ...] = ("organization", "software", "person")
+_OUTCOMES: tuple[_Outcome, ...] = ("success", "failure")
+
+
+def _p(name: str) -> str:
+    return f"{{{PREMIS_NS}}}{name}"
+
+
+@dataclass(frozen=True)
+class PremisRecord:
+    """What :func:`read_premis` returns."""
+
+    aip_id: str
+    objects: tuple[FileEntry, ...]
+    """Content files as PREMIS records them (path, size, SHA-256, format)."""
+    original_sha256: str
+    signature: SignatureInfo
+    events: tuple[PremisEvent, ...]
+    agents: tuple[Agent, ...]
+
+
+def write_premis(
+    *,
+    aip_id: str,
+    pdf: FileEntry,
+    text_file: FileEntry,
+    original_sha256: str,
+    signature: SignatureInfo,
+    events: Sequence[PremisEvent],
+    agents: Sequence[Agent],
+) -> bytes:
+    """Serialise the package's PREMIS document.
+
+    Raises:
+        ValueError: a datetime is naive, or a value contains characters XML cannot hold.
+    """
+    root = etree.Element(_p("premis"), nsmap=_NSMAP, version="3.0")
+    entity = sub(root, _p("object"), **{_XSI_TYPE: "premis:intellectualEntity"})
+    _identifier(entity, "object", "UUID", f"urn:uuid:{aip_id}")
+
+    pdf_obj = _file_object(root, pdf, original_sha256=original_sha256)
+    sig = sub(sub(pdf_obj, _p("signatureInformation")), _p("signature"))
+    sub(sig, _p("signatureEncoding"), "PAdES")
+    sub(sig, _p("signer"), signature.signer_subject)
+    sub(sig, _p("signatureMethod"), f"PAdES baseline {signature.level}")
+    sub(sig, _p("signatureValue"), "embedded in the PDF signature dictionary")
+    sub(sig, _p("signatureValidationRules"), "ETSI EN 319 142-1 (PAdES baseline)")
+    sub(sig, _p("signatureProperties"), f"level={signature.level}")
+    sub(sig, _p("signatureProperties"), f"signingTime={format_datetime(signature.signed_at)}")
+    sub(sig, _p("signatureProperties"), f"certificateSha256={signature.certificate_sha256}")
+
+    text_obj = _file_object(root, text_file)
+    rel = sub(text_obj, _p("relationship"))
+    sub(rel, _p("relationshipType"), "derivation")
+    sub(rel, _p("relationshipSubType"), "has source")
+    related = sub(rel, _p("relatedObjectIdentifier"))
+    sub(related, _p("relatedObjectIdentifierType"), "local")
+    sub(related, _p("relatedObjectIdentifierValue"), pdf.path)
+
+    for event in events:
+        _event(root, event, pdf.path)
+    for agent in agents:
+        element = sub(root, _p("agent"))
+        _identifier(element, "agent", "local", agent.identifier)
+        sub(element, _p("agentName"), agent.name)
+        sub(element, _p("agentType"), agent.agent_type)
+    return serialise(root)
+
+
+def _identifier(parent: etree._Element, kind: str, id_type: str, value: str) -> None:
+    element = sub(parent, _p(f"{kind}Identifier"))
+    sub(element, _p(f"{kind}IdentifierType"), id_type)
+    sub(element, _p(f"{kind}IdentifierValue"), value)
+
+
+def _file_object(
+    root: etree._Element, entry: FileEntry, *, original_sha256: str | None = None
+) -> etree._Element:
+    # PREMIS 3 order inside a file object: identifier, significantProperties,
+    # objectCharacteristics, ..., signatureInformation, ..., relationship.
+    obj = sub(root, _p("object"), **{_XSI_TYPE: "premis:file"})
+    _identifier(obj, "object", "local", entry.path)
+    if original_sha256 is not None:
+        props = sub(obj, _p("significantProperties"))
+        sub(props, _p("significantPropertiesType"), ORIGINAL_SHA256_TYPE)
+        sub(props, _p("significantPropertiesValue"), original_sha256)
+    chars = sub(obj, _p("objectCharacteristics"))
+    sub(chars, _p("compositionLevel"), "0")
+    fixity = sub(chars, _p("fixity"))
+    sub(fixity, _p("messageDigestAlgorithm"), "SHA-256")
+    sub(fixity, _p("messageDigest"), entry.sha256)
+    sub(fixity, _p("messageDigestOriginator"), "Kluis")
+    sub(chars, _p("size"), str(entry.size))
+    designation = sub(sub(chars, _p("format")), _p("formatDesignation"))
+    sub(designation, _p("formatName"), entry.mime_type)
+    return obj
+
+
+def _event(root: etree._Element, event: PremisEvent, object_path: str) -> None:
+    element = sub(root, _p("event"))
+    _identifier(element, "event", "local", event.identifier)
+    sub(element, _p("eventType"), event.event_type)
+    sub(element, _p("eventDateTime"), format_datetime(event.at))
+    if event.detail:
+        sub(sub(element, _p("eventDetailInformation")), _p("eventDetail"), event.detail)
+    sub(sub(element, _p("eventOutcomeInformation")), _p("eventOutcome"), event.outcome)
+    for agent_id in event.agent_ids:
+        link = sub(element, _p("linkingAgentIdentifier"))
+        sub(link, _p("linkingAgentIdentifierType"), "local")
+        sub(link, _p("linkingAgentIdentifierValue"), agent_id)
+    link = sub(element, _p("linkingObjectIdentifier"))
+    sub(link, _p("linkingObjectIdentifierType"), "local")
+    sub(link, _p("linkingObjectIdentifierValue"), object_path)
+
+
+def read_premis(data: bytes, *, aip_id: str) -> PremisRecord:
+    """Parse a PREMIS document written by :func:`write_premis`.
+
+    Raises:
+        HostileXmlError: the bytes are not safe, well-formed XML.
+        InvalidPackageError: the document lacks what a Kluis package must record.
+    """
+    root = parse_xml(data)
+    if root.tag != _p("premis"):
+        raise InvalidPackageError(aip_id, f"PREMIS root element is {root.tag!r}")
+    objects: list[FileEntry] = []
+    original: str | None = None
+    signature: SignatureInfo | None = None
+    for obj in root.iterfind(_p("object")):
+        if obj.get(_XSI_TYPE) != "premis:file":
+            continue
+        objects.append(_read_file_object(obj, aip_id))
+        for props in obj.iterfind(_p("significantProperties")):
+            if optional_text(props, _p("significantPropertiesType")) == ORIGINAL_SHA256_TYPE:
+                original = text(props, _p("significantPropertiesValue"), aip_id=aip_id)
+        sig = obj.find(f"{_p('signatureInformation')}/{_p('signature')}")
+        if sig is not None:
+            signature = _read_signature(sig, aip_id)
+    if original is None or signature is None:
+        raise InvalidPackageError(aip_id, "PREMIS lacks the original SHA-256 or the signature")
+    return PremisRecord(
+        aip_id=aip_id,
+        objects=tuple(objects),
+        original_sha256=original,
+        signature=signature,
+        events=tuple(_read_event(e, aip_id) for e in root.iterfind(_p("event"))),
+        agents=tuple(_read_agent(a, aip_id) for a in root.iterfind(_p("agent"))),
+    )
+
+
+def _read_file_object(obj: etree._Element, aip_id: str) -> FileEntry:
+    ident = child(obj, _p("objectIdentifier"), aip_id=aip_id)
+    chars = child(obj, _p("objectCharacteristics"), aip_id=aip_id)
+    fixity = child(chars, _p("fixity"), aip_id=aip_id)
+    fmt = chars.find(f"{_p('format')}/{_p('formatDesignation')}/{_p('formatName')}")
+    size = text(chars, _p("size"), aip_id=aip_id)
+    if not size.isdigit():
+        raise InvalidPackageError(aip_id, f"PREMIS size {size!r} is not a number")
+    return FileEntry(
+        path=text(ident, _p("objectIdentifierValue"), aip_id=aip_id),
+        size=int(size),
+        sha256=text(fixity, _p("messageDigest"), aip_id=aip_id),
+        mime_type="" if fmt is None else (fmt.text or ""),
+    )
+
+
+def _read_signature(sig: etree._Element, aip_id: str) -> SignatureInfo:
+    props: dict[str, str] = {}
+    for prop in sig.iterfind(_p("signatureProperties")):
+        key, sep, value = (prop.text or "").partition("=")
+        if sep:
+            props[key] = value
+    missing = {"level", "signingTime", "certificateSha256"} - props.keys()
+    if missing:
+        raise InvalidPackageError(aip_id, f"PREMIS signature lacks {sorted(missing)}")
+    return SignatureInfo(
+        level=props["level"],
+        signed_at=parse_datetime(props["signingTime"], aip_id=aip_id, what="signingTime"),
+        signer_subject=text(sig, _p("signer"), aip_id=aip_id),
+        certificate_sha256=props["certificateSha256"],
+    )
+
+
+def _read_event(element: etree._Element, aip_id: str) -> PremisEvent:
+    ident = child(element, _p("eventIdentifier"), aip_id=aip_id)
+    found = element.findtext(f"{_p('eventOutcomeInformation')}/{_p('eventOutcome')}")
+    outcome = next((o for o in _OUTCOMES if o == found), None)
+    if outcome is None:
+        raise InvalidPackageError(aip_id, f"PREMIS event outcome {found!r} is not known")
+    detail = element.findtext(f"{_p('eventDetailInformation')}/{_p('eventDetail')}")
+    agents = element.iterfind(f"{_p('linkingAgentIdentifier')}/{_p('linkingAgentIdentifierValue')}")
+    return PremisEvent(
+        identifier=text(ident, _p("eventIdentifierValue"), aip_id=aip_id),
+        event_type=text(element, _p("eventType"), aip_id=aip_id),
+        at=parse_datetime(
+            text(element, _p("eventDateTime"), aip_id=aip_id), aip_id=aip_id, what="eventDateTime"
+        ),
+        outcome=outcome,
+        detail=detail or "",
+        agent_ids=tuple(a.text or "" for a in agents),
+    )
+
+
+def _read_agent(element: etree._Element, aip_id: str) -> Agent:
+    ident = child(element, _p("agentIdentifier"), aip_id=aip_id)
+    found = text(element, _p("agentType"), aip_id=aip_id)
+    agent_type = next((t for t in _AGENT_TYPES if t == found), None)
+    if agent_type is None:
+        raise InvalidPackageError(aip_id, f"PREMIS agent type {found!r} is not known")
+    return Agent(
+        identifier=text(ident, _p("agentIdentifierValue"), aip_id=aip_id),
+        name=text(element, _p("agentName"), aip_id=aip_id),
+        agent_type=agent_type,
+    )

@@ -1,0 +1,111 @@
+"""The Storage protocol: bytes under relative '/'-keys, on a filesystem or an S3 store.
+
+Keys are relative paths of safe segments (``aips/<id>/METS.xml``). Every backend raises only
+:mod:`archive.errors` types; a foreign exception escaping a backend is a bug.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from archive.errors import InvalidKeyError
+from archive.model import StoredObject
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@=+-]*$")
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative key, else raise :class:`InvalidKeyError`."""
+    if not key or len(key) > 900:
+        raise InvalidKeyError(key, "empty or longer than 900 characters")
+    for segment in key.split("/"):
+        if not _SEGMENT.match(segment) or segment in (".", ".."):
+            raise InvalidKeyError(key, f"segment {segment!r} is not allowed")
+    return key
+
+
+class Storage(Protocol):
+    """Durable bytes under keys. Implementations: ``FsStorage``, ``S3Storage``."""
+
+    name: str
+    """Short backend name for messages and metrics, e.g. ``fs`` or ``s3``."""
+
+    def put(
+        self,
+        key: str,
+        data: BinaryIO,
+        *,
+        size: int,
+        sha256: str,
+        if_absent: bool = False,
+        retain_until: datetime | None = None,
+    ) -> StoredObject:
+        """Store ``size`` bytes read from ``data`` under ``key``, durably, atomically.
+
+        Readers see either the whole object or none. The bytes are hashed while written
+        and must match ``sha256``.
+
+        Raises:
+            ObjectExistsError: ``if_absent`` and an object already exists (conditional create).
+            IntegrityError: the bytes do not match ``sha256`` or ``size``; nothing is stored.
+            StorageUnavailableError: the backend failed; nothing acknowledged is lost.
+        """
+        ...
+
+    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """Open the object for streaming reads.
+
+        Raises:
+            ObjectNotFoundError, StorageUnavailableError.
+        """
+        ...
+
+    def stat(self, key: str) -> StoredObject:
+        """Raises: ObjectNotFoundError, StorageUnavailableError."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Raises: StorageUnavailableError."""
+        ...
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """All keys starting with ``prefix``, in lexicographic order.
+
+        Raises:
+            StorageUnavailableError.
+        """
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing key is not an error.
+
+        Raises:
+            ObjectLockedError: retention or legal hold forbids it.
+            StorageUnavailableError.
+        """
+        ...
+
+    def set_retention(self, key: str, retain_until: datetime) -> StoredObject:
+        """Protect the object until ``retain_until``; retention can be extended, never shortened.
+
+        Raises:
+            ObjectLockedError: ``retain_until`` is earlier than a retention still in force.
+            ObjectNotFoundError, StorageUnavailableError.
+        """
+        ...
+
+    def set_legal_hold(self, key: str, hold: bool) -> StoredObject:
+        """Place (``hold=True``) or lift a legal hold; while held, ``delete`` is refused.
+
+        Raises:
+            ObjectNotFoundError, StorageUnavailableError.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections and file handles."""
+        ...

@@ -1,0 +1,321 @@
+"""``AipStore``: the commit protocol of AIPs over any :class:`Storage`, and reading them back.
+
+Keys are exactly ``aips/<aip_id>/<path inside the package>``.
+
+Commit protocol: every file except the root METS is written first (each as a conditional
+create; an identical leftover of an earlier, interrupted attempt is accepted, different bytes
+are not), then the root METS with ``if_absent=True`` and ``retain_until``. That last write is
+the commit marker: a package without it is *incomplete* and invisible to every reader here; a
+second commit of the same id fails with :class:`ObjectExistsError` and overwrites nothing.
+Finally :meth:`AipStore.seal` extends the root METS's retention to every file.
+
+Why files are locked only after the commit marker: locked objects cannot be deleted (on S3 in
+COMPLIANCE mode not even by an administrator), so an interrupted commit must leave *unlocked*
+leftovers that ``discard_incomplete`` can remove. The price is a short window in which a
+committed package has unlocked files; ``seal`` is idempotent and the reconcile job re-runs it
+for committed packages (the root METS's own retention is the source of truth).
+
+Invariants:
+- committed bytes are never overwritten or deleted by this class (disposal belongs to
+  retention and goes through the storage lock rules);
+- what is read is checked against the root METS: metadata before it is parsed
+  (:class:`IntegrityError` on mismatch), content by ``verify`` and ``read_text``;
+- ``discard_incomplete`` refuses committed packages. It must only be called for packages whose
+  writer is known to have stopped (the reconcile job's lease and an age threshold): deleting
+  under a commit that is still running would leave that commit without its files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from archive import layout
+from archive.errors import (
+    IntegrityError,
+    InvalidPackageError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PackageCommittedError,
+    PackageNotFoundError,
+)
+from archive.fixity import FileCheck, FixityReport, FixityStatus, hash_stream
+from archive.mets import RootMets
+from archive.model import AipManifest, BuiltPackage, FileEntry
+from archive.reader import check_bytes, read_manifest, read_root
+from archive.storage.base import Storage
+from archive.xml import DEFAULT_MAX_BYTES
+
+__all__ = ["AipStore"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AipStore:
+    """Commit, list, read and verify AIPs kept in a :class:`Storage`."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        max_metadata_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._max_metadata = max_metadata_bytes
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def commit(self, pkg: BuiltPackage, *, retain_until: datetime | None = None) -> AipManifest:
+        """Store every file of ``pkg``, then its root METS last (the commit marker).
+
+        Raises:
+            ObjectExistsError: the package is already committed, or an object of it exists
+                with other bytes (an incomplete package: ``discard_incomplete`` it first).
+            InvalidPackageError: ``pkg`` is inconsistent (its root METS does not list exactly
+                its files with their hashes).
+            IntegrityError, StorageUnavailableError, ObjectLockedError: from the storage.
+        """
+        manifest = self._check_package(pkg)
+        root_key = layout.aip_key(pkg.aip_id, layout.ROOT_METS)
+        if self._storage.exists(root_key):
+            raise ObjectExistsError(root_key)
+        for path, data in pkg.files.items():
+            self._put_once(layout.aip_key(pkg.aip_id, path), data)
+        self._put(root_key, pkg.root_mets, retain_until, if_absent=True)
+        self.seal(pkg.aip_id)
+        return manifest
+
+    def seal(self, aip_id: str) -> int:
+        """Give every file of a committed package the retention of its root METS.
+
+        Idempotent; returns how many objects it had to update (0 when already sealed or when
+        the package has no retention).
+
+        Raises:
+            PackageNotFoundError: the package is not committed.
+            ObjectNotFoundError: a listed file is missing (``verify`` reports it in detail).
+            StorageUnavailableError.
+        """
+        root_key = layout.aip_key(aip_id, layout.ROOT_METS)
+        try:
+            until = self._storage.stat(root_key).retain_until
+        except ObjectNotFoundError as exc:
+            raise PackageNotFoundError(aip_id) from exc
+        if until is None:
+            return 0
+        _, root = self._root(aip_id)
+        updated = 0
+        for entry in root.files:
+            key = layout.aip_key(aip_id, entry.path)
+            current = self._storage.stat(key).retain_until
+            if current is None or current < until:
+                self._storage.set_retention(key, until)
+                updated += 1
+        return updated
+
+    def _check_package(self, pkg: BuiltPackage) -> AipManifest:
+        try:
+            descriptive = pkg.files[layout.DESCRIPTIVE_PATH]
+            premis = pkg.files[layout.PREMIS_PATH]
+        except KeyError as exc:
+            raise InvalidPackageError(pkg.aip_id, f"{exc.args[0]} is missing") from exc
+        manifest = read_manifest(pkg.aip_id, pkg.root_mets, descriptive=descriptive, premis=premis)
+        listed = {f.path: f for f in manifest.files}
+        if set(listed) != set(pkg.files):
+            diff = sorted(set(listed) ^ set(pkg.files))
+            raise InvalidPackageError(pkg.aip_id, f"root METS and files differ: {diff}")
+        for path, data in pkg.files.items():
+            try:
+                check_bytes(pkg.aip_id, listed[path], data)
+            except IntegrityError as exc:
+                raise InvalidPackageError(pkg.aip_id, str(exc)) from exc
+        return manifest
+
+    def _put(
+        self, key: str, data: bytes, retain_until: datetime | None, *, if_absent: bool
+    ) -> None:
+        self._storage.put(
+            key,
+            io.BytesIO(data),
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            if_absent=if_absent,
+            retain_until=retain_until,
+        )
+
+    def _put_once(self, key: str, data: bytes) -> None:
+        try:
+            self._put(key, data, None, if_absent=True)
+        except ObjectExistsError:
+            existing = self._storage.stat(key)
+            if existing.sha256 != hashlib.sha256(data).hexdigest() or existing.size != len(data):
+                raise
+
+    def discard_incomplete(self, aip_id: str) -> int:
+        """Delete every object of an uncommitted package; return how many were deleted.
+
+        Raises:
+            PackageCommittedError: the package is committed.
+            ObjectLockedError: an object is under retention or hold (it stays until then).
+            StorageUnavailableError.
+        """
+        if self.is_committed(aip_id):
+            raise PackageCommittedError(aip_id, "discard it as incomplete")
+        keys = list(self._storage.keys(layout.aip_prefix(aip_id)))
+        if self.is_committed(aip_id):  # a commit finished while we listed
+            raise PackageCommittedError(aip_id, "discard it as incomplete")
+        for key in keys:
+            self._storage.delete(key)
+        return len(keys)
+
+    # -- listing ------------------------------------------------------------------------------
+
+    def is_committed(self, aip_id: str) -> bool:
+        """Raises: StorageUnavailableError, InvalidKeyError."""
+        return self._storage.exists(layout.aip_key(aip_id, layout.ROOT_METS))
+
+    def aip_ids(self) -> Iterator[str]:
+        """Ids of committed packages, in key order.
+
+        Raises:
+            StorageUnavailableError.
+        """
+        for key in self._storage.keys("aips/"):
+            parts = key.split("/")
+            if len(parts) == 3 and parts[2] == layout.ROOT_METS:
+                yield parts[1]
+
+    def incomplete(self) -> Iterator[str]:
+        """Ids that have objects but no root METS (interrupted commits).
+
+        Raises:
+            StorageUnavailableError.
+        """
+        current: str | None = None
+        committed = False
+        for key in self._storage.keys("aips/"):
+            parts = key.split("/")
+            if len(parts) < 3:
+                continue
+            if parts[1] != current:
+                if current is not None and not committed:
+                    yield current
+                current, committed = parts[1], False
+            committed = committed or (len(parts) == 3 and parts[2] == layout.ROOT_METS)
+        if current is not None and not committed:
+            yield current
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _read_small(self, key: str) -> bytes:
+        with self._storage.open(key) as stream:
+            data = stream.read(self._max_metadata + 1)
+        if len(data) > self._max_metadata:
+            raise InvalidPackageError(key, f"metadata larger than {self._max_metadata} bytes")
+        return data
+
+    def _root(self, aip_id: str) -> tuple[bytes, RootMets]:
+        try:
+            data = self._read_small(layout.aip_key(aip_id, layout.ROOT_METS))
+        except ObjectNotFoundError as exc:
+            raise PackageNotFoundError(aip_id) from exc
+        return data, read_root(aip_id, data)
+
+    def _read_listed(self, aip_id: str, entry: FileEntry) -> bytes:
+        try:
+            return check_bytes(aip_id, entry, self._read_small(layout.aip_key(aip_id, entry.path)))
+        except ObjectNotFoundError as exc:
+            raise InvalidPackageError(aip_id, f"{entry.path} is listed but missing") from exc
+
+    def manifest(self, aip_id: str) -> AipManifest:
+        """The committed package's manifest (root METS + descriptive + PREMIS).
+
+        Raises:
+            PackageNotFoundError: no committed package has this id.
+            InvalidPackageError, HostileXmlError: the stored metadata is not a Kluis AIP.
+            IntegrityError: a metadata file differs from what the root METS lists.
+            StorageUnavailableError.
+        """
+        data, root = self._root(aip_id)
+        return read_manifest(
+            aip_id,
+            data,
+            descriptive=self._read_listed(aip_id, root.descriptive),
+            premis=self._read_listed(aip_id, root.premis),
+        )
+
+    def open_file(self, aip_id: str, path: str) -> AbstractContextManager[BinaryIO]:
+        """Stream one file of a committed package (``METS.xml`` or any file it lists).
+
+        Raises:
+            PackageNotFoundError: no committed package has this id.
+            ObjectNotFoundError: the package has no such file (or it went missing).
+            StorageUnavailableError.
+        """
+        _, root = self._root(aip_id)
+        key = layout.aip_key(aip_id, path)
+        if path != layout.ROOT_METS and path not in {f.path for f in root.files}:
+            raise ObjectNotFoundError(key)
+        return self._storage.open(key)
+
+    def open_pdf(self, aip_id: str) -> AbstractContextManager[BinaryIO]:
+        """Stream the signed PDF.
+
+        Raises:
+            As :meth:`open_file`.
+        """
+        _, root = self._root(aip_id)
+        return self._storage.open(layout.aip_key(aip_id, root.representations[layout.REP_PDF][0]))
+
+    def read_text(self, aip_id: str) -> str:
+        """The extracted plain text, checked against its SHA-256.
+
+        Raises:
+            PackageNotFoundError, IntegrityError, InvalidPackageError, StorageUnavailableError.
+        """
+        _, root = self._root(aip_id)
+        path = root.representations[layout.REP_TEXT][0]
+        entry = next(f for f in root.files if f.path == path)
+        key = layout.aip_key(aip_id, path)
+        try:
+            with self._storage.open(key) as stream:
+                data = check_bytes(aip_id, entry, stream.read())
+        except ObjectNotFoundError as exc:
+            raise InvalidPackageError(aip_id, f"{path} is listed but missing") from exc
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidPackageError(aip_id, f"{path} is not UTF-8") from exc
+
+    def verify(self, aip_id: str) -> FixityReport:
+        """Stream every listed file and compare size and SHA-256 with the root METS.
+
+        Raises:
+            PackageNotFoundError, InvalidPackageError, HostileXmlError, StorageUnavailableError.
+        """
+        data, root = self._root(aip_id)
+        checks = []
+        for entry in root.files:
+            try:
+                with self._storage.open(layout.aip_key(aip_id, entry.path)) as stream:
+                    digest, size = hash_stream(stream)
+            except ObjectNotFoundError:
+                checks.append(FileCheck(entry.path, "missing", entry.sha256, entry.size))
+                continue
+            ok = digest == entry.sha256 and size == entry.size
+            status: FixityStatus = "ok" if ok else "mismatch"
+            checks.append(FileCheck(entry.path, status, entry.sha256, entry.size, digest, size))
+        return FixityReport(
+            aip_id=aip_id,
+            checked_at=self._clock(),
+            root_mets_sha256=hashlib.sha256(data).hexdigest(),
+            files=tuple(checks),
+        )

@@ -1,0 +1,157 @@
+"""FsStorage specifics: atomic publication, one winner per conditional create, emulated locks.
+
+Behaviour every backend shares is in tests/contract/storage; these tests look at the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from archive.errors import (
+    InvalidKeyError,
+    ObjectExistsError,
+    ObjectLockedError,
+    StorageUnavailableError,
+)
+from archive.storage.fs import FsStorage
+from tests.unit.archive.conftest import Clock
+
+
+def _put(fs: FsStorage, key: str, data: bytes, **kwargs: object) -> None:
+    sha = hashlib.sha256(data).hexdigest()
+    fs.put(key, io.BytesIO(data), size=len(data), sha256=sha, **kwargs)  # type: ignore[arg-type]
+
+
+class _Failing(io.RawIOBase):
+    """Yields ``good`` bytes, then raises ``exc`` (a client or disk failing mid-stream)."""
+
+    def __init__(self, good: int, exc: Exception) -> None:
+        self._left = good
+        self._exc = exc
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._left <= 0:
+            raise self._exc
+        n = min(len(buffer), self._left)
+        buffer[:n] = b"x" * n
+        self._left -= n
+        return n
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("exc", [OSError("disk gone"), RuntimeError("client went away")])
+def test_put_failing_mid_stream_leaves_nothing(fs: FsStorage, exc: Exception) -> None:
+    stream = io.BufferedReader(_Failing(3 * 1024 * 1024, exc))
+    expected = StorageUnavailableError if isinstance(exc, OSError) else RuntimeError
+    with pytest.raises(expected):
+        fs.put("aips/x/big.bin", stream, size=10 * 1024 * 1024, sha256="0" * 64)
+    assert not fs.exists("aips/x/big.bin")
+    assert list(fs.keys("")) == []
+    assert _files(fs.root) == []
+
+
+def test_failed_overwrite_keeps_the_old_object(fs: FsStorage) -> None:
+    _put(fs, "a/b", b"old")
+    with pytest.raises(StorageUnavailableError):
+        fs.put("a/b", io.BufferedReader(_Failing(2, OSError("eio"))), size=3, sha256="0" * 64)
+    with fs.open("a/b") as handle:
+        assert handle.read() == b"old"
+
+
+def test_conditional_create_race_has_exactly_one_winner(fs: FsStorage) -> None:
+    barrier = threading.Barrier(16)
+    winners: list[int] = []
+    losers: list[int] = []
+
+    def attempt(n: int) -> None:
+        data = f"writer {n}".encode() * 1000
+        barrier.wait()
+        try:
+            _put(fs, "race/key", data, if_absent=True)
+            winners.append(n)
+        except ObjectExistsError:
+            losers.append(n)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1 and len(losers) == 15
+    with fs.open("race/key") as handle:
+        assert handle.read() == f"writer {winners[0]}".encode() * 1000
+    assert (
+        fs.stat("race/key").sha256
+        == hashlib.sha256(f"writer {winners[0]}".encode() * 1000).hexdigest()
+    )
+    assert _files(fs.root) == ["race/.key.meta", "race/key"]
+
+
+def test_sidecars_and_temp_files_are_invisible(fs: FsStorage) -> None:
+    _put(fs, "p/q", b"1")
+    (fs.root / "p" / ".q.1234.tmp").write_bytes(b"half")
+    assert list(fs.keys("")) == ["p/q"]
+    with pytest.raises(InvalidKeyError):
+        fs.open("p/.q.meta")
+
+
+def test_lock_is_refused_until_the_date_then_allowed(fs: FsStorage, clock: Clock) -> None:
+    until = clock.now + timedelta(days=365)
+    _put(fs, "k", b"data", retain_until=until)
+    with pytest.raises(ObjectLockedError) as info:
+        fs.delete("k")
+    assert info.value.retain_until == until
+    with pytest.raises(ObjectLockedError):
+        _put(fs, "k", b"overwrite")
+    clock.now = until + timedelta(seconds=1)
+    fs.delete("k")
+    assert not fs.exists("k")
+    assert _files(fs.root) == []
+
+
+def test_stale_sidecar_is_ignored_and_hash_recomputed(fs: FsStorage) -> None:
+    _put(fs, "d/e", b"first", retain_until=fs._clock() + timedelta(days=1))
+    meta = fs.root / "d" / ".e.meta"
+    recorded = json.loads(meta.read_bytes())
+    # Simulate a crash after the data of a later put was published, before its sidecar.
+    (fs.root / "d" / "e").unlink()
+    (fs.root / "d" / "e").write_bytes(b"second")
+    assert json.loads(meta.read_bytes()) == recorded
+    st = fs.stat("d/e")
+    assert st.sha256 == hashlib.sha256(b"second").hexdigest()
+    assert st.retain_until is None
+
+
+def test_object_and_prefix_cannot_share_a_name(fs: FsStorage) -> None:
+    _put(fs, "a/b", b"1")
+    with pytest.raises(InvalidKeyError):
+        _put(fs, "a/b/c", b"2")
+    _put(fs, "x/y/z", b"3")
+    with pytest.raises(InvalidKeyError):
+        _put(fs, "x/y", b"4")
+
+
+def test_delete_prunes_empty_directories(fs: FsStorage) -> None:
+    _put(fs, "aips/1/representations/rep1/data/a.pdf", b"1")
+    fs.delete("aips/1/representations/rep1/data/a.pdf")
+    assert list(fs.root.iterdir()) == []
+
+
+def test_missing_root_is_unavailable(tmp_path: Path) -> None:
+    fs = FsStorage(tmp_path / "gone")
+    (tmp_path / "gone").rmdir()
+    with pytest.raises(StorageUnavailableError):
+        list(fs.keys(""))

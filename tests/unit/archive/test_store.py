@@ -1,0 +1,228 @@
+"""AipStore: commit protocol (root METS last), visibility, listing, reading and fixity."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from archive.errors import (
+    IntegrityError,
+    InvalidPackageError,
+    ObjectExistsError,
+    ObjectLockedError,
+    ObjectNotFoundError,
+    PackageCommittedError,
+    PackageNotFoundError,
+)
+from archive.model import BuiltPackage, PackageInput, StoredObject
+from archive.package import build_aip
+from archive.storage.fs import FsStorage
+from archive.store import AipStore
+from tests.support.eark import make_input
+from tests.unit.archive.conftest import Clock
+
+OTHER_ID = "0b7d1f0e-3c2a-4e59-9d84-1a2b3c4d5e6f"
+
+
+def _write_all_but_root(fs: FsStorage, pkg: BuiltPackage) -> None:
+    for path, data in pkg.files.items():
+        fs.put(
+            f"aips/{pkg.aip_id}/{path}",
+            io.BytesIO(data),
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+
+
+def test_commit_then_read_back(store: AipStore, pkg: BuiltPackage, inp: PackageInput) -> None:
+    committed = store.commit(pkg)
+    assert store.manifest(inp.aip_id) == committed
+    manifest = store.manifest(inp.aip_id)
+    assert manifest.metadata == inp.metadata
+    assert manifest.events == inp.events
+    assert manifest.signature == inp.signature
+    with store.open_pdf(inp.aip_id) as handle:
+        assert handle.read() == inp.signed_pdf
+    assert store.read_text(inp.aip_id) == inp.text
+    with store.open_file(inp.aip_id, "METS.xml") as handle:
+        assert handle.read() == pkg.root_mets
+    assert list(store.aip_ids()) == [inp.aip_id]
+    assert store.is_committed(inp.aip_id)
+
+
+def test_keys_are_exactly_aips_id_path(store: AipStore, fs: FsStorage, pkg: BuiltPackage) -> None:
+    store.commit(pkg)
+    expected = sorted(
+        [f"aips/{pkg.aip_id}/{p}" for p in pkg.files] + [f"aips/{pkg.aip_id}/METS.xml"]
+    )
+    assert list(fs.keys("")) == expected
+
+
+def test_second_commit_fails_and_overwrites_nothing(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage, inp: PackageInput
+) -> None:
+    store.commit(pkg)
+    before = {k: fs.stat(k).sha256 for k in fs.keys("")}
+    changed = build_aip(dataclasses.replace(inp, text="other text"))
+    with pytest.raises(ObjectExistsError):
+        store.commit(changed)
+    assert {k: fs.stat(k).sha256 for k in fs.keys("")} == before
+
+
+def test_package_is_invisible_until_the_root_mets_exists(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage
+) -> None:
+    _write_all_but_root(fs, pkg)
+    assert not store.is_committed(pkg.aip_id)
+    assert list(store.aip_ids()) == []
+    assert list(store.incomplete()) == [pkg.aip_id]
+    with pytest.raises(PackageNotFoundError):
+        store.manifest(pkg.aip_id)
+    with pytest.raises(PackageNotFoundError):
+        store.open_pdf(pkg.aip_id)
+    # Retrying the commit after the interruption completes it (identical leftovers are fine).
+    store.commit(pkg)
+    assert list(store.incomplete()) == []
+
+
+def test_leftovers_with_other_bytes_block_a_commit(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage, inp: PackageInput
+) -> None:
+    _write_all_but_root(fs, build_aip(dataclasses.replace(inp, text="earlier attempt")))
+    with pytest.raises(ObjectExistsError):
+        store.commit(pkg)
+    assert store.discard_incomplete(pkg.aip_id) == len(pkg.files)
+    store.commit(pkg)
+    assert store.read_text(pkg.aip_id) == inp.text
+
+
+def test_discard_refuses_a_committed_package(store: AipStore, pkg: BuiltPackage) -> None:
+    store.commit(pkg)
+    with pytest.raises(PackageCommittedError):
+        store.discard_incomplete(pkg.aip_id)
+    assert store.is_committed(pkg.aip_id)
+
+
+def test_incomplete_lists_only_uncommitted_ids(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage
+) -> None:
+    store.commit(pkg)
+    _write_all_but_root(fs, build_aip(make_input(aip_id=OTHER_ID)))
+    assert list(store.incomplete()) == [OTHER_ID]
+    assert list(store.aip_ids()) == [pkg.aip_id]
+
+
+def test_retention_applies_to_every_object(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage, clock: Clock
+) -> None:
+    until = clock.now + timedelta(days=30)
+    store.commit(pkg, retain_until=until)
+    assert {fs.stat(k).retain_until for k in fs.keys("")} == {until}
+    with pytest.raises(ObjectLockedError):
+        fs.delete(f"aips/{pkg.aip_id}/METS.xml")
+
+
+def test_verify_reports_ok_mismatch_and_missing(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage, clock: Clock
+) -> None:
+    store.commit(pkg)
+    report = store.verify(pkg.aip_id)
+    assert report.ok and report.checked_at == clock.now
+    assert {c.path for c in report.files} == set(pkg.files)
+
+    pdf = f"aips/{pkg.aip_id}/representations/rep1/data/document.pdf"
+    (fs.root / pdf).write_bytes(b"%PDF-1.7 bit rot")
+    fs.delete(f"aips/{pkg.aip_id}/schemas/xlink.xsd")
+    report = store.verify(pkg.aip_id)
+    assert not report.ok
+    problems = {c.path: c.status for c in report.problems}
+    assert problems == {
+        "representations/rep1/data/document.pdf": "mismatch",
+        "schemas/xlink.xsd": "missing",
+    }
+
+
+def test_reading_checks_integrity(store: AipStore, fs: FsStorage, pkg: BuiltPackage) -> None:
+    store.commit(pkg)
+    (fs.root / f"aips/{pkg.aip_id}/representations/rep2/data/document.txt").write_bytes(b"forged")
+    with pytest.raises(IntegrityError):
+        store.read_text(pkg.aip_id)
+    (fs.root / f"aips/{pkg.aip_id}/metadata/descriptive/dc.xml").write_bytes(b"<forged/>")
+    with pytest.raises(IntegrityError):
+        store.manifest(pkg.aip_id)
+
+
+def test_open_file_only_serves_listed_files(store: AipStore, pkg: BuiltPackage) -> None:
+    store.commit(pkg)
+    with pytest.raises(ObjectNotFoundError):
+        store.open_file(pkg.aip_id, "representations/rep1/data/other.pdf")
+    with store.open_file(pkg.aip_id, "metadata/preservation/premis.xml") as handle:
+        assert handle.read() == pkg.files["metadata/preservation/premis.xml"]
+
+
+def test_inconsistent_package_is_refused_before_any_write(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage
+) -> None:
+    files = dict(pkg.files)
+    files["representations/rep1/data/document.pdf"] = b"swapped"
+    with pytest.raises(InvalidPackageError):
+        store.commit(BuiltPackage(pkg.aip_id, files, pkg.root_mets))
+    extra = {**pkg.files, "documentation/x.txt": b"x"}
+    with pytest.raises(InvalidPackageError):
+        store.commit(BuiltPackage(pkg.aip_id, extra, pkg.root_mets))
+    assert list(fs.keys("")) == []
+
+
+def test_unknown_package(store: AipStore) -> None:
+    with pytest.raises(PackageNotFoundError):
+        store.manifest(OTHER_ID)
+    with pytest.raises(PackageNotFoundError):
+        store.verify(OTHER_ID)
+    assert not store.is_committed(OTHER_ID)
+
+
+def test_interrupted_commit_with_retention_can_be_discarded(
+    store: AipStore,
+    fs: FsStorage,
+    pkg: BuiltPackage,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_put = fs.put
+
+    def crashing_put(key: str, *args: Any, **kwargs: Any) -> StoredObject:
+        if key == f"aips/{pkg.aip_id}/METS.xml":
+            raise RuntimeError("process killed before the commit marker")
+        return real_put(key, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "put", crashing_put)
+    with pytest.raises(RuntimeError):
+        store.commit(pkg, retain_until=clock.now + timedelta(days=3650))
+    monkeypatch.undo()
+    assert list(store.incomplete()) == [pkg.aip_id]
+    assert store.discard_incomplete(pkg.aip_id) == len(pkg.files)
+    assert list(fs.keys("")) == []
+
+
+def test_seal_repairs_a_commit_interrupted_after_its_marker(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage, clock: Clock
+) -> None:
+    until = clock.now + timedelta(days=30)
+    _write_all_but_root(fs, pkg)
+    data = pkg.root_mets
+    fs.put(
+        f"aips/{pkg.aip_id}/METS.xml",
+        io.BytesIO(data),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        if_absent=True,
+        retain_until=until,
+    )
+    assert store.seal(pkg.aip_id) == len(pkg.files)
+    assert store.seal(pkg.aip_id) == 0
+    assert {fs.stat(k).retain_until for k in fs.keys("")} == {until}
