@@ -1,0 +1,98 @@
+"""Independent check of our PAdES output with poppler's pdfsig (NSS), not pyHanko.
+
+Needs ``pdfsig`` (poppler-utils) and ``certutil`` (libnss3-tools); the test fails rather
+than skips when they are missing, because ``make test`` installs them.
+
+Known poppler 22.12 limitation (seen while writing this test): in a document with several
+signatures by our dev certificate, pdfsig reports "Certificate is Trusted." only for the
+first one it checks and "Unknown issue with Certificate or corrupted data." for the others,
+although every signature is "Valid" and pyHanko trusts all of them. The multi-signature
+test therefore asserts integrity for all and trust for the first only.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from signing.devpki import DevPki, ensure_dev_pki
+from signing.pades import PadesSigner
+from signing.policy import SigningPolicy
+from tests.support.pdfs import make_pdf
+
+pytestmark = [pytest.mark.pdfsig, pytest.mark.integration]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed (apt-get install poppler-utils libnss3-tools)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    return ensure_dev_pki(tmp_path_factory.mktemp("pdfsig-pki") / "dev-pki")
+
+
+@pytest.fixture(scope="module")
+def nss_db(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> str:
+    certutil = _tool("certutil")
+    directory = tmp_path_factory.mktemp("nssdb")
+    db = f"sql:{directory}"
+    subprocess.run([certutil, "-N", "--empty-password", "-d", db], check=True, capture_output=True)
+    subprocess.run(
+        [
+            certutil,
+            "-A",
+            "-d",
+            db,
+            "-n",
+            "kluis-dev-ca",
+            "-t",
+            "CT,C,C",
+            "-i",
+            str(pki.ca_cert_pem),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return db
+
+
+def _pdfsig(db: str, pdf: Path) -> str:
+    result = subprocess.run(
+        [_tool("pdfsig"), "-nssdir", db, str(pdf)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_pdfsig_accepts_our_seal(pki: DevPki, nss_db: str, tmp_path: Path) -> None:
+    with PadesSigner(SigningPolicy(), pki.key_source()) as signer:
+        signed = signer.sign(make_pdf(["Attest", "Gezegeld door Kluis."]))
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(signed.pdf)
+
+    out = _pdfsig(nss_db, path)
+    assert "Signature Type: ETSI.CAdES.detached" in out, out
+    assert "Total document signed" in out, out
+    assert "Signature is Valid." in out, out
+    assert "Certificate is Trusted." in out, out
+
+
+def test_pdfsig_accepts_every_signature_of_a_resigned_pdf(
+    pki: DevPki, nss_db: str, tmp_path: Path
+) -> None:
+    with PadesSigner(SigningPolicy(), pki.key_source()) as signer:
+        twice = signer.sign(signer.sign(make_pdf()).pdf)
+    path = tmp_path / "twice.pdf"
+    path.write_bytes(twice.pdf)
+
+    out = _pdfsig(nss_db, path)
+    assert out.count("Signature is Valid.") == 2, out
+    first = out.split("Signature #2:")[0]
+    assert "Certificate is Trusted." in first, out
