@@ -1,0 +1,96 @@
+"""Dutch text analysis, the one function used for indexing *and* for querying.
+
+``analyze(text)`` turns free Dutch text into index terms:
+
+1. unicode word tokens (``\\w+``: letters, digits and ``_``; everything else separates words),
+2. lowercase (``str.lower``),
+3. diacritic folding: NFKD decomposition with combining marks dropped (é→e, ë→e, ï→i),
+4. tokens longer than :data:`MAX_TOKEN_CHARS` are dropped (base64 blobs, OCR noise),
+5. the Snowball *Porter* Dutch stemmer (PyStemmer ``dutch_porter``).
+
+Why ``dutch_porter`` and not tantivy's built-in ``dutch`` stemmer: tantivy 0.27 ships the
+Snowball 3.x Dutch stemmer (a Kraaij-Pohlmann hybrid) while OpenSearch's ``dutch`` analyzer,
+our production backend, uses the classic Snowball Porter Dutch stemmer. They disagree on
+common archive words (``vergunning`` → ``vergun`` vs ``vergunn``; Snowball 3.x stems
+``gemeente`` and ``menen`` both to ``meen``). Stemming here in Python with the classic
+algorithm keeps the embedded and production backends giving the same answers
+(``research/search/REPORT.md`` §5). Not emulated: OpenSearch's stop-word list and Lucene's
+``stemmer_override`` dictionary (``kind`` → ``kinder``); compounds are not split.
+
+Invariants:
+    * Indexing and querying go through :func:`analyze`; a backend never stems again. The
+      tantivy backend indexes the output with a whitespace tokenizer (see
+      :mod:`search._tantivy_schema`); OpenSearch will index it with a ``whitespace`` analyzer.
+    * Output terms are lowercase, accent-free, non-empty and contain no whitespace.
+    * Changing this pipeline changes every term: bump :data:`ANALYSIS_VERSION`, which makes
+      existing indexes refuse to open until they are rebuilt (``kluis reindex``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import unicodedata
+
+import Stemmer
+
+__all__ = ["ANALYSIS_VERSION", "MAX_TOKEN_CHARS", "STEMMER_ALGORITHM", "analyze", "fold"]
+
+ANALYSIS_VERSION = "nl-porter-1"
+"""Identifies the term pipeline; stored with every index and checked when it is opened."""
+
+STEMMER_ALGORITHM = "dutch_porter"
+MAX_TOKEN_CHARS = 64
+"""Longer tokens are dropped. Dutch compounds stay well below this (33 characters for
+``arbeidsongeschiktheidsverzekering``)."""
+
+_WORD = re.compile(r"\w+")
+_local = threading.local()
+"""PyStemmer stemmers keep a cache and are not thread-safe: one stemmer per thread."""
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer: Stemmer.Stemmer | None = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = Stemmer.Stemmer(STEMMER_ALGORITHM)
+        _local.stemmer = stemmer
+    return stemmer
+
+
+def fold(text: str) -> str:
+    """Lowercase ``text`` and strip diacritics (``Café Ëlla`` → ``cafe ella``)."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@functools.lru_cache(maxsize=65536)
+def _fold_word(word: str) -> tuple[str, ...]:
+    # Folding can turn one word into several (``⑴`` → ``(1)``): split again.
+    return tuple(_WORD.findall(fold(word)))
+
+
+_OWNER_NUMBER = re.compile(r"^\d{10,11}$")
+
+
+def analyze(text: str) -> list[str]:
+    """Return the index terms of ``text``, in order (duplicates kept, for positions).
+
+    ``analyze("De vergunningen voor het Café")`` → ``["de", "vergunn", "voor", "het", "caf"]``.
+    Never raises for any ``str``; returns ``[]`` when ``text`` has no words.
+    """
+    words: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        if word.isascii():
+            words.append(word)
+        else:  # the slow path only for the few words with accents or other scripts
+            words.extend(_fold_word(word))
+    # Owner numbers printed in a document (10 or 11 digits) must not become index terms:
+    # the index never holds a raw national register or enterprise number.
+    words = [w for w in words if len(w) <= MAX_TOKEN_CHARS and not _OWNER_NUMBER.match(w)]
+    if not words:
+        return []
+    unique = list(dict.fromkeys(words))
+    stem_of = dict(zip(unique, _stemmer().stemWords(unique), strict=True))
+    # A stem is never empty for a non-empty word, but guard the invariant anyway.
+    return [stem for stem in map(stem_of.__getitem__, words) if stem]

@@ -1,0 +1,75 @@
+"""The projection of an archived package (AIP) onto its search index document.
+
+Invariants:
+    * The index never holds a raw owner number: :class:`OwnerKeyer` turns it into
+      ``owner_key = hex(HMAC-SHA256(secret, owner_id))``. The loket computes the same key from
+      the citizen's verified token, so the secret must be the same for indexing and querying
+      (and rotating it means a reindex).
+    * :func:`project` is pure: same manifest, text, keyer and hold flag, same document. It
+      reads nothing but its arguments (reindex builds the index from storage alone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from archive.model import AipManifest
+from search.model import IndexDocument
+
+MIN_SECRET_BYTES = 16
+
+
+class OwnerKeyer:
+    """Keyed, one-way owner keys. ``repr`` never shows the secret."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        """Raises: ValueError when ``secret`` is shorter than 16 bytes."""
+        if not isinstance(secret, bytes) or len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"the owner key secret must be at least {MIN_SECRET_BYTES} bytes")
+        self._secret = secret
+
+    def key(self, owner_id: str) -> str:
+        """The owner key of a canonical owner number (digits only, as stored).
+
+        A formatted number (``85.07.30-033.61``) would silently give another key and hide
+        the owner's documents, so it is refused.
+
+        Raises:
+            ValueError: ``owner_id`` is empty or not only ASCII digits.
+        """
+        if not owner_id or not (owner_id.isascii() and owner_id.isdigit()):
+            raise ValueError("owner_id must be the canonical number: ASCII digits only")
+        return hmac.new(self._secret, owner_id.encode("ascii"), hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return "OwnerKeyer(secret=<hidden>)"
+
+
+def project(
+    manifest: AipManifest, text: str, keyer: OwnerKeyer, *, on_hold: bool = False
+) -> IndexDocument:
+    """The index document of one committed package.
+
+    ``text`` is the package's extracted text (stored in the AIP); ``ingested_at`` is the
+    package's ``created_at``.
+
+    Raises:
+        ValueError: the manifest's owner id is not canonical (see :meth:`OwnerKeyer.key`).
+    """
+    meta = manifest.metadata
+    return IndexDocument(
+        aip_id=manifest.aip_id,
+        owner_key=keyer.key(meta.owner_id),
+        agency_id=meta.agency_id,
+        document_type=meta.document_type,
+        title=meta.title,
+        text=text,
+        issued_on=meta.issued_on,
+        ingested_at=manifest.created_at,
+        agency_ref=meta.agency_ref,
+        retention_until=meta.retention_until,
+        on_hold=on_hold,
+    )

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from search.analysis import MAX_TOKEN_CHARS, analyze, fold
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("vergunning", "vergunningen"),
+        ("besluit", "besluiten"),
+        ("attest", "attesten"),
+        ("cafe", "café"),
+        ("geïnformeerd", "geinformeerd"),
+        ("beslissing", "beslissingen"),
+    ],
+)
+def test_inflections_and_accents_share_one_term(a: str, b: str) -> None:
+    assert analyze(a) == analyze(b)
+    assert len(analyze(a)) == 1
+
+
+def test_porter_dutch_stems_as_opensearch_does() -> None:
+    # Classic Snowball Porter Dutch (OpenSearch `dutch`), not tantivy's Snowball 3.x `dutch`
+    # (which gives vergun / meen / woon).
+    assert analyze("vergunningen gemeente woningen") == ["vergunn", "gemeent", "woning"]
+    assert analyze("gemeente") != analyze("menen")
+
+
+def test_tokens_are_unicode_words_lowercased_folded_in_order() -> None:
+    assert analyze("Het CAFÉ, in Sint-Niklaas; 2024!") == [
+        "het",
+        "caf",
+        "in",
+        "sint",
+        "niklas",
+        "2024",
+    ]
+    assert analyze("één Ελλάδα") == ["een", "ελλαδα"]
+    assert analyze("") == []
+    assert analyze(" \n\t?!") == []
+
+
+def test_overlong_tokens_are_dropped() -> None:
+    assert analyze("a" * (MAX_TOKEN_CHARS + 1) + " attest") == ["attest"]
+    assert analyze("b" * MAX_TOKEN_CHARS) != []
+
+
+def test_fold() -> None:
+    assert fold("Café Ëlla Ïjs ﬁets") == "cafe ella ijs fiets"
+
+
+def test_terms_never_contain_whitespace_and_never_empty() -> None:
+    text = "Geachte  heer,\u00a0uw\u2003aanvraag\r\nis ontvangen_vandaag."
+    terms = analyze(text)
+    assert terms and all(t and not any(c.isspace() for c in t) for t in terms)
+
+
+def test_is_thread_safe() -> None:
+    words = " ".join(["vergunningen", "besluiten", "café"] * 200)
+    expected = analyze(words)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(analyze, [words] * 64))
+    assert all(r == expected for r in results)
+
+
+def test_owner_numbers_never_become_terms() -> None:
+    terms = analyze("Rijksregisternummer 85073003328, ondernemingsnummer 0203201340, jaar 2026")
+    assert "85073003328" not in terms
+    assert "0203201340" not in terms
+    assert "2026" in terms
