@@ -1,0 +1,87 @@
+"""Renders errors as RFC 9457 ``application/problem+json``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kluis.problems import DOMAIN_ROOTS, INTERNAL, Problem, problem_extensions, problem_for
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://kluis.example/problems/"
+log = logging.getLogger("kluis.api")
+
+
+def problem_response(
+    request: Request,
+    problem: Problem,
+    detail: str,
+    extensions: dict[str, object] | None = None,
+) -> JSONResponse:
+    body: dict[str, object] = {
+        "type": TYPE_BASE + problem.slug,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    body.update(extensions or {})
+    headers: dict[str, str] = {}
+    if problem.retry_after is not None:
+        headers["Retry-After"] = str(problem.retry_after)
+    if problem.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="kluis"'
+    return JSONResponse(body, status_code=problem.status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
+                "message": e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        problem = Problem(422, "invalid-request", "The request is not valid", 2)
+        return problem_response(request, problem, "see errors", {"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
+            exc.status_code, "http-error"
+        )
+        problem = Problem(exc.status_code, slug, str(exc.detail), 1)
+        return problem_response(request, problem, str(exc.detail))
+
+    async def _domain(request: Request, exc: Exception) -> JSONResponse:
+        problem = problem_for(exc)
+        if problem is None or (problem.status >= 500 and problem.retry_after is None):
+            return _internal(request, exc, problem or INTERNAL)
+        return problem_response(request, problem, str(exc), problem_extensions(exc))
+
+    # Registered per root class (not for Exception) so that Starlette's exception
+    # middleware answers them and they do not surface as server errors.
+    for root in DOMAIN_ROOTS:
+        app.add_exception_handler(root, _domain)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _internal(request, exc, INTERNAL)
+
+
+def _internal(request: Request, exc: Exception, problem: Problem) -> JSONResponse:
+    correlation = str(uuid.uuid4())
+    log.error("internal error %s on %s", correlation, request.url.path, exc_info=exc)
+    return problem_response(
+        request,
+        problem,
+        "an internal error occurred; quote this id to the operators",
+        {"correlation_id": correlation},
+    )
