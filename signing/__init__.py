@@ -9,21 +9,31 @@ internally; none of its types or exceptions cross this package's public API. The
 points run ``asyncio.run`` and must not be called from inside a running event loop.
 """
 
+from signing.batch import BatchSigner
 from signing.devpki import DevPki, ensure_dev_pki
 from signing.errors import KeySourceError, SignatureFailedError, SigningError, UnreadablePdfError
-from signing.keys import KeySource, Pkcs12KeySource
+from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource
 from signing.pades import PadesSigner, SignedPdf
 from signing.policy import PadesLevel, SigningPolicy
-from signing.validation import SignatureCheck, ValidationReport, validate
+from signing.upkeep import EvidenceExpiry, augment, evidence_expiry, expiry_report, renew
+from signing.validation import SignatureCheck, TimestampCheck, ValidationReport, validate
 
 __all__ = [
+    "BatchSigner",
     "DevPki",
     "KeySource",
     "KeySourceError",
     "PadesLevel",
     "PadesSigner",
+    "Pkcs11KeySource",
     "Pkcs12KeySource",
     "SignatureCheck",
+    "TimestampCheck",
+    "EvidenceExpiry",
+    "augment",
+    "evidence_expiry",
+    "expiry_report",
+    "renew",
     "SignatureFailedError",
     "SignedPdf",
     "SigningError",

@@ -4,10 +4,17 @@ Every signature is appended as an incremental update (earlier revisions and sign
 byte-for-byte intact), uses the ``/ETSI.CAdES.detached`` subfilter and takes its signing
 time from the injected clock, truncated to whole seconds as CMS encodes it.
 
-Performance (REPORT §5.3/§6.4): the key source yields a signer whose key is parsed once and
-whose size-estimation dry run performs no private-key operation, and the CMS size is
-measured once per PadesSigner (first signature) so pyHanko skips its estimate on every
-document. That leaves ~10-20 ms of pure-Python CMS assembly per B-B signature.
+Levels: B-B; B-T adds an RFC 3161 signature time-stamp from ``policy.tsa_url``; B-LT also
+fetches revocation data (AIA/CDP, anchored at ``trust_roots``) into a DSS; B-LTA adds a
+document time-stamp. For services prefer B-T here and :func:`signing.upkeep.augment` later
+(see :mod:`signing.policy`).
+
+Performance (REPORT §5.3/§6.4): the key source yields a signer whose key is parsed once,
+whose size-estimation dry run performs no private-key operation and whose static CMS parts
+are encoded once (``StaticCmsParts``); for B-B the CMS size is measured once per
+PadesSigner (first signature) so pyHanko skips its estimate on every document. That leaves a
+few ms of Python per B-B signature. Above B-B the TSA/OCSP round trips dominate; keep many
+signatures in flight (threads, or :class:`signing.batch.BatchSigner`).
 
 Threading: :meth:`PadesSigner.sign` is thread-safe and keeps no per-document state on the
 instance. pyHanko is asyncio-based; each call runs its own short-lived event loop
@@ -25,7 +32,7 @@ import asyncio
 import hashlib
 import io
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,10 +45,12 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
+from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation import read_certification_data
+from pyhanko_certvalidator import ValidationContext
 
 from signing.errors import KeySourceError, SignatureFailedError, UnreadablePdfError
-from signing.keys import KeySource
+from signing.keys import KeySource, load_root
 from signing.policy import SigningPolicy
 
 __all__ = ["PadesSigner", "SignedPdf"]
@@ -52,7 +61,9 @@ externally produced parts; only ECDSA signatures (+-2 bytes) and the time encodi
 
 _MAX_FIELD_SUFFIX: Final = 1000
 
-_PRODUCIBLE_LEVELS: Final = frozenset({"B-B"})
+_PRODUCIBLE_LEVELS: Final = frozenset({"B-B", "B-T", "B-LT", "B-LTA"})
+
+_TSA_TIMEOUT_S: Final = 10
 
 
 def _utc_now() -> datetime:
@@ -78,10 +89,11 @@ class PadesSigner:
     """Seals PDFs according to a :class:`~signing.policy.SigningPolicy` with one key.
 
     Opens ``keys`` once on construction and keeps the signer until :meth:`close`.
+    ``trust_roots`` (DER) anchor the revocation-data collection of B-LT and B-LTA.
 
     Raises:
         KeySourceError: on construction, if the key source cannot be opened.
-        ValueError: on construction, for a policy level this class cannot produce yet.
+        ValueError: on construction, for B-LT/B-LTA without trust roots or a bad root.
     """
 
     def __init__(
@@ -90,10 +102,22 @@ class PadesSigner:
         keys: KeySource,
         *,
         clock: Callable[[], datetime] = _utc_now,
+        trust_roots: Sequence[bytes] = (),
     ) -> None:
         if policy.level not in _PRODUCIBLE_LEVELS:
             raise ValueError(f"PadesSigner cannot produce PAdES level {policy.level!r} yet")
+        if policy.level in ("B-LT", "B-LTA") and not trust_roots:
+            raise ValueError(f"PAdES level {policy.level} needs trust_roots")
         self._policy = policy
+        self._trust_roots = tuple(load_root(i, der) for i, der in enumerate(trust_roots))
+        # One time-stamper for the signer's life: it caches the dummy response pyHanko uses
+        # to estimate the container size (REPORT §6.3). No aiohttp session is kept, because
+        # each sign() runs its own event loop.
+        self._timestamper: Any = (
+            HTTPTimeStamper(policy.tsa_url, timeout=_TSA_TIMEOUT_S)
+            if policy.tsa_url and policy.level != "B-B"
+            else None
+        )
         self._clock = clock
         self._stack = ExitStack()
         self._signer: Any = self._stack.enter_context(keys.open_signer())
@@ -145,17 +169,9 @@ class PadesSigner:
                 raise SignatureFailedError("the signer is closed")
         signed_at = self._signing_time()
         writer, field_name = _open_for_signing(pdf, self._policy.field_name)
-        meta = PdfSignatureMetadata(
-            field_name=field_name,
-            md_algorithm=self._policy.digest,
-            subfilter=SigSeedSubFilter.PADES,
-            reason=self._policy.reason,
-            location=self._policy.location,
-        )
-        pdf_signer = _ClockedPdfSigner(meta, self._signer, signing_time=signed_at)
         output = io.BytesIO()
         try:
-            asyncio.run(self._sign_async(pdf_signer, writer, output, signed_at))
+            asyncio.run(self._sign_async(field_name, writer, output, signed_at))
         except PdfError as exc:  # surfaced lazily while writing the update
             raise UnreadablePdfError(f"{type(exc).__name__}: {exc}") from exc
         except Exception as exc:  # pyHanko, asn1crypto, key backends: all foreign here
@@ -170,15 +186,44 @@ class PadesSigner:
 
     async def _sign_async(
         self,
-        pdf_signer: Any,
+        field_name: str,
         writer: IncrementalPdfFileWriter,
         output: io.BytesIO,
         signed_at: datetime,
     ) -> None:
-        if self._bytes_reserved is None:
-            # Benign race: concurrent first calls measure the same value.
-            self._bytes_reserved = await self._measure_reserve(signed_at)
-        await pdf_signer.async_sign_pdf(writer, bytes_reserved=self._bytes_reserved, output=output)
+        level = self._policy.level
+        context: Any = None
+        if level in ("B-LT", "B-LTA"):
+            # Fresh per document: its fetchers are bound to this call's event loop.
+            context = ValidationContext(trust_roots=list(self._trust_roots), allow_fetching=True)
+        meta = PdfSignatureMetadata(
+            field_name=field_name,
+            md_algorithm=self._policy.digest,
+            subfilter=SigSeedSubFilter.PADES,
+            reason=self._policy.reason,
+            location=self._policy.location,
+            embed_validation_info=context is not None,
+            validation_context=context,
+            use_pades_lta=level == "B-LTA",
+        )
+        pdf_signer = _ClockedPdfSigner(
+            meta, self._signer, signing_time=signed_at, timestamper=self._timestamper
+        )
+        try:
+            if level == "B-B":
+                if self._bytes_reserved is None:
+                    # Benign race: concurrent first calls measure the same value.
+                    self._bytes_reserved = await self._measure_reserve(signed_at)
+                await pdf_signer.async_sign_pdf(
+                    writer, bytes_reserved=self._bytes_reserved, output=output
+                )
+            else:
+                # The time-stamp token's size is the TSA's business: let pyHanko estimate
+                # (its dry run reuses the time-stamper's cached dummy response).
+                await pdf_signer.async_sign_pdf(writer, output=output)
+        finally:
+            if context is not None:
+                await context.aclose()
 
     async def _measure_reserve(self, signed_at: datetime) -> int:
         """Hex digits to reserve for the CMS container, built once as pyHanko's dry run."""
@@ -203,8 +248,10 @@ class PadesSigner:
 class _ClockedPdfSigner(PdfSigner):
     """PdfSigner whose signing session uses our clock instead of the local wall clock."""
 
-    def __init__(self, meta: Any, signer: Any, *, signing_time: datetime) -> None:
-        super().__init__(meta, signer)
+    def __init__(
+        self, meta: Any, signer: Any, *, signing_time: datetime, timestamper: Any = None
+    ) -> None:
+        super().__init__(meta, signer, timestamper=timestamper)
         self._signing_time = signing_time
 
     def init_signing_session(self, pdf_out: Any, existing_fields_only: bool = False) -> Any:

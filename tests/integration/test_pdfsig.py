@@ -12,6 +12,7 @@ test therefore asserts integrity for all and trust for the first only.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,9 +20,13 @@ from pathlib import Path
 import pytest
 
 from signing.devpki import DevPki, ensure_dev_pki
+from signing.keys import Pkcs11KeySource
 from signing.pades import PadesSigner
 from signing.policy import SigningPolicy
+from signing.upkeep import augment, renew
+from signing.validation import validate
 from tests.support.pdfs import make_pdf
+from tests.support.pki import PIN, SOFTHSM_MODULE, TOKEN_LABEL, CertomancerPki, running_pki
 
 pytestmark = [pytest.mark.pdfsig, pytest.mark.integration]
 
@@ -96,3 +101,72 @@ def test_pdfsig_accepts_every_signature_of_a_resigned_pdf(
     assert out.count("Signature is Valid.") == 2, out
     first = out.split("Signature #2:")[0]
     assert "Certificate is Trusted." in first, out
+
+
+# -- every level, through the certomancer PKI (TSA, OCSP, CRL) and the HSM -----------------
+# pdfsig checks the integrity of the regular signatures; for this PKI it reports the
+# certificate status as "Unknown issue" (NSS revocation policy vs. the test responders,
+# REPORT §3a), and poppler 22.12 does not verify document time-stamps at all, so trust and
+# LTV are asserted by pyHanko in tests/unit/signing/test_levels.py instead.
+
+
+@pytest.fixture(scope="module")
+def cpki() -> CertomancerPki:
+    return running_pki()
+
+
+@pytest.fixture(scope="module")
+def cpki_nss_db(cpki: CertomancerPki, tmp_path_factory: pytest.TempPathFactory) -> str:
+    certutil = _tool("certutil")
+    directory = tmp_path_factory.mktemp("nssdb-cpki")
+    db = f"sql:{directory}"
+    subprocess.run([certutil, "-N", "--empty-password", "-d", db], check=True, capture_output=True)
+    for name, trust in (("root", "CT,C,C"), ("interm", ",,")):
+        subprocess.run(
+            [certutil, "-A", "-d", db, "-n", name, "-t", trust, "-i", str(cpki.cert_path(name))],
+            check=True,
+            capture_output=True,
+        )
+    return db
+
+
+def _hsm_source(cpki: CertomancerPki) -> Pkcs11KeySource:
+    os.environ["SOFTHSM2_CONF"] = str(cpki.softhsm_token().conf)
+    return Pkcs11KeySource(SOFTHSM_MODULE, TOKEN_LABEL, "signer-ec256", PIN)
+
+
+@pytest.mark.hsm
+@pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])
+def test_pdfsig_accepts_every_level(
+    cpki: CertomancerPki, cpki_nss_db: str, tmp_path: Path, level: str
+) -> None:
+    policy = SigningPolicy(level=level, tsa_url=cpki.tsa_url)  # type: ignore[arg-type]
+    with PadesSigner(policy, _hsm_source(cpki), trust_roots=[cpki.root_der]) as signer:
+        signed = signer.sign(make_pdf(["Attest", level]))
+    path = tmp_path / f"{level}.pdf"
+    path.write_bytes(signed.pdf)
+
+    out = _pdfsig(cpki_nss_db, path)
+    assert "Signature Type: ETSI.CAdES.detached" in out, out
+    assert out.count("Signature is Valid.") == 1, out
+
+
+@pytest.mark.hsm
+def test_pdfsig_accepts_augmented_and_renewed(
+    cpki: CertomancerPki, cpki_nss_db: str, tmp_path: Path
+) -> None:
+    policy = SigningPolicy(level="B-T", tsa_url=cpki.tsa_url)
+    with PadesSigner(policy, _hsm_source(cpki)) as signer:
+        bt = signer.sign(make_pdf()).pdf
+    renewed = renew(
+        augment(bt, trust_roots=[cpki.root_der], tsa_url=cpki.tsa_url),
+        trust_roots=[cpki.root_der],
+        tsa_url=cpki.tsa_url,
+    )
+    path = tmp_path / "renewed.pdf"
+    path.write_bytes(renewed)
+
+    out = _pdfsig(cpki_nss_db, path)
+    assert out.count("Signature Type: ETSI.CAdES.detached") == 1, out
+    assert out.count("Signature is Valid.") == 1, out
+    assert validate(renewed, trust_roots=[cpki.root_der]).signatures[0].level == "B-LTA"

@@ -13,8 +13,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from signing.devpki import DevPki, ensure_dev_pki
+from signing.keys import Pkcs12KeySource
 from signing.pades import PadesSigner
 from signing.policy import SigningPolicy
+from tests.support.pdfs import make_pdf
+from tests.support.pki import CertomancerPki, running_pki
 
 # Not "now": signatures must carry the injected time, and it must lie inside the validity
 # of certificates generated during the test run (they start 5 minutes before generation).
@@ -50,3 +53,22 @@ def foreign_root() -> bytes:
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.fixture(scope="session")
+def cpki() -> CertomancerPki:
+    """The certomancer test PKI (TSA, OCSP, CRLs) served on a loopback port."""
+    return running_pki()
+
+
+@pytest.fixture(scope="session")
+def cpki_source(cpki: CertomancerPki) -> Pkcs12KeySource:
+    return Pkcs12KeySource(cpki.p12_path("signer-rsa2048"), None)
+
+
+@pytest.fixture(scope="session")
+def signed_bt(cpki: CertomancerPki, cpki_source: Pkcs12KeySource) -> bytes:
+    """A B-T document (intake), to be augmented by the upkeep tests."""
+    policy = SigningPolicy(level="B-T", tsa_url=cpki.tsa_url)
+    with PadesSigner(policy, cpki_source) as signer:
+        return signer.sign(make_pdf(["Besluit", "Gezegeld op B-T."])).pdf

@@ -68,7 +68,12 @@ def test_unsigned_pdf_has_no_signatures(signing_pki: DevPki) -> None:
     report = validate(make_pdf(), trust_roots=signing_pki.trust_roots())
     assert report.signatures == ()
     assert not report.valid
-    assert report.to_dict() == {"valid": False, "signatures": []}
+    assert report.to_dict() == {
+        "valid": False,
+        "signatures": [],
+        "document_timestamps": [],
+        "dss": None,
+    }
 
 
 def test_report_is_json_ready(pades_signer: PadesSigner, signing_pki: DevPki) -> None:

@@ -1,0 +1,144 @@
+"""BatchSigner: seal many PDFs on every core.
+
+pyHanko is pure Python and holds the GIL, so batches use a process pool (REPORT §7). Each
+worker builds its :class:`~signing.pades.PadesSigner` once in the pool initializer, after
+fork: parsed key or logged-in PKCS#11 session, time-stamper (with its cached dummy
+response) and measured CMS reservation live for the worker's whole life. For B-T and up a
+worker keeps ``in_flight`` signatures going at once (threads; ``PadesSigner.sign`` is
+thread-safe and waits on the TSA/OCSP without the GIL), so service latency is hidden.
+
+The key source is given as a picklable zero-argument factory (for instance
+``functools.partial(Pkcs11KeySource, module, token, key, pin)``) so each worker opens its own.
+Workers start with ``forkserver`` by default: a parent that already initialised a PKCS#11
+module must not fork it into children (PKCS#11 forbids using it after fork). Results come
+back in input order; a document that fails comes back as its
+:class:`~signing.errors.SigningError` instead of a result, so one bad PDF never sinks a batch.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from itertools import islice
+from types import TracebackType
+from typing import Any
+
+from signing.errors import SigningError
+from signing.keys import KeySource
+from signing.pades import PadesSigner, SignedPdf
+from signing.policy import SigningPolicy
+
+__all__ = ["BatchSigner"]
+
+_worker: dict[str, Any] = {}
+
+
+def _init(
+    policy: SigningPolicy,
+    keys: Callable[[], KeySource],
+    trust_roots: tuple[bytes, ...],
+    in_flight: int,
+) -> None:
+    _worker["threads"] = ThreadPoolExecutor(in_flight) if policy.level != "B-B" else None
+    try:
+        _worker["signer"] = PadesSigner(policy, keys(), trust_roots=trust_roots)
+        _worker["error"] = None
+    except SigningError as exc:  # reported per document instead of a BrokenProcessPool
+        _worker["signer"] = None
+        _worker["error"] = exc
+
+
+def _sign_one(pdf: bytes) -> SignedPdf | SigningError:
+    if _worker["error"] is not None:
+        error: SigningError = _worker["error"]
+        return error
+    try:
+        result: SignedPdf = _worker["signer"].sign(pdf)
+        return result
+    except SigningError as exc:
+        return exc
+
+
+def _sign_chunk(pdfs: list[bytes]) -> list[SignedPdf | SigningError]:
+    threads: ThreadPoolExecutor | None = _worker["threads"]
+    if threads is None:
+        return [_sign_one(pdf) for pdf in pdfs]
+    return list(threads.map(_sign_one, pdfs))
+
+
+def _warm(_: int) -> bool:
+    if _worker["error"] is not None:
+        raise _worker["error"]
+    return True
+
+
+class BatchSigner:
+    """A process pool of PadesSigners. Use as a context manager; :meth:`close` stops it.
+
+    Raises:
+        ValueError: on construction, for ``processes`` or ``in_flight`` below 1.
+    """
+
+    def __init__(
+        self,
+        policy: SigningPolicy,
+        keys: Callable[[], KeySource],
+        *,
+        trust_roots: Sequence[bytes] = (),
+        processes: int | None = None,
+        in_flight: int = 8,
+        start_method: str = "forkserver",
+    ) -> None:
+        self.processes = processes or os.cpu_count() or 1
+        if self.processes < 1 or in_flight < 1:
+            raise ValueError("processes and in_flight must be at least 1")
+        self._chunk = in_flight if policy.level != "B-B" else 4
+        self._pool = ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context(start_method),
+            initializer=_init,
+            initargs=(policy, keys, tuple(trust_roots), in_flight),
+        )
+
+    def __enter__(self) -> BatchSigner:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def warm_up(self) -> None:
+        """Start every worker and open its signer now (else on first use).
+
+        Raises:
+            SigningError: a worker could not open its key source (e.g. KeySourceError).
+        """
+        list(self._pool.map(_warm, range(self.processes)))
+
+    def sign_all(self, pdfs: Iterable[bytes]) -> Iterator[SignedPdf | SigningError]:
+        """Seal every PDF; results in input order, failures as their SigningError.
+
+        At most ``2 x processes`` chunks are queued at once, so memory stays bounded
+        however long ``pdfs`` is.
+        """
+        iterator = iter(pdfs)
+        window: deque[Future[list[SignedPdf | SigningError]]] = deque()
+        while True:
+            while len(window) < 2 * self.processes:
+                chunk = list(islice(iterator, self._chunk))
+                if not chunk:
+                    break
+                window.append(self._pool.submit(_sign_chunk, chunk))
+            if not window:
+                return
+            yield from window.popleft().result()
