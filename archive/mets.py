@@ -50,6 +50,8 @@ CONTENT_CATEGORY = "Textual works – Digital"
 CONTENT_TYPE_LABEL = "Kluis signed document (PDF with PAdES signature)"
 """``@csip:OTHERCONTENTINFORMATIONTYPE``; no CSIP content information type fits a document."""
 SOFTWARE_NAME = "Kluis"
+PARENT_LABEL = "Parent AIP"
+"""structMap division that points to the previous version (E-ARK AIP versioning)."""
 _NSMAP = {"mets": METS_NS, "xlink": XLINK_NS, "csip": CSIP_NS, "xsi": XSI_NS}
 _SCHEMA_LOCATION = " ".join(
     (
@@ -98,6 +100,8 @@ class RootMets:
     """Every file listed (metadata, schemas, representation METS and data), sorted by path."""
     representations: dict[str, tuple[str, ...]]
     """Representation name -> paths of its data files (its METS excluded)."""
+    previous_aip_id: str | None = None
+    """The parent AIP (previous version) named in the structMap, if any."""
 
 
 def _file_id(path: str) -> str:
@@ -173,8 +177,12 @@ def write_root_mets(
     premis: FileEntry,
     schemas: Sequence[FileEntry],
     representations: Sequence[Representation],
+    previous_aip_id: str | None = None,
 ) -> bytes:
     """Serialise the package's root METS (the manifest).
+
+    ``previous_aip_id`` makes this package a new version of that AIP (E-ARK AIP versioning:
+    a structMap division labelled ``Parent AIP`` with a ``mets:mptr`` to its URN).
 
     Raises:
         ValueError: ``created_at`` is naive, or a value contains characters XML cannot hold.
@@ -225,6 +233,18 @@ def write_root_mets(
             _m("mptr"),
             LOCTYPE="URL",
             **{_x("type"): "simple", _x("href"): rep.mets.path, _x("title"): f"grp-{rep.name}"},
+        )
+    if previous_aip_id is not None:
+        parent = sub(top, _m("div"), ID="div-parent-aip", LABEL=PARENT_LABEL)
+        sub(
+            parent,
+            _m("mptr"),
+            LOCTYPE="URN",
+            **{
+                _x("type"): "simple",
+                _x("href"): f"urn:uuid:{previous_aip_id}",
+                _x("title"): "previous version of this AIP",
+            },
         )
     return serialise(root)
 
@@ -285,6 +305,14 @@ def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
     paths = [f.path for f in files]
     if len(set(paths)) != len(paths):
         raise InvalidPackageError(aip_id, "the root METS lists a path twice")
+    previous = None
+    for div in root.iterfind(f"{_m('structMap')}/{_m('div')}/{_m('div')}"):
+        if div.get("LABEL") == PARENT_LABEL:
+            pointer = div.find(_m("mptr"))
+            href = "" if pointer is None else (pointer.get(_x("href")) or "")
+            if not href.startswith("urn:uuid:"):
+                raise InvalidPackageError(aip_id, f"parent AIP pointer {href!r} is not a URN")
+            previous = href.removeprefix("urn:uuid:")
     return RootMets(
         obj_id=attr(root, "OBJID", aip_id=aip_id),
         created_at=created_at,
@@ -292,6 +320,7 @@ def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
         premis=premis,
         files=tuple(sorted(files, key=lambda f: f.path)),
         representations=representations,
+        previous_aip_id=previous,
     )
 
 

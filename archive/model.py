@@ -86,6 +86,9 @@ class PackageInput:
     created_at: datetime
     events: tuple[PremisEvent, ...]
     agents: tuple[Agent, ...]
+    previous_aip_id: str | None = None
+    """E-ARK AIP versioning: the package this one is a new version of (its root METS points
+    to it); None for a document's first package."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class AipManifest:
     events: tuple[PremisEvent, ...] = ()
     root_mets_sha256: str = ""
     """SHA-256 of the root METS bytes: the package's manifest hash."""
+    previous_aip_id: str | None = None
+    """The package this one is a new version of (None for a first version)."""
 
     @property
     def pdf(self) -> FileEntry:

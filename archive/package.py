@@ -117,5 +117,6 @@ def build_aip(inp: PackageInput, *, software_version: str | None = None) -> Buil
         premis=premis,
         schemas=schemas,
         representations=representations,
+        previous_aip_id=inp.previous_aip_id,
     )
     return BuiltPackage(aip_id=inp.aip_id, files=dict(sorted(files.items())), root_mets=root)

@@ -43,7 +43,15 @@ from archive.errors import InvalidPackageError
 from archive.model import Agent, FileEntry, PremisEvent, SignatureInfo
 from archive.xml import parse_xml
 
-__all__ = ["ORIGINAL_SHA256_TYPE", "PREMIS_NS", "PremisRecord", "read_premis", "write_premis"]
+__all__ = [
+    "ORIGINAL_SHA256_TYPE",
+    "PREMIS_NS",
+    "PremisRecord",
+    "read_event_record",
+    "read_premis",
+    "write_event_record",
+    "write_premis",
+]
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -266,3 +274,34 @@ def _read_agent(element: etree._Element, aip_id: str) -> Agent:
         name=text(element, _p("agentName"), aip_id=aip_id),
         agent_type=agent_type,
     )
+
+
+def write_event_record(*, aip_id: str, event: PremisEvent, object_path: str) -> bytes:
+    """A PREMIS document holding one event about package ``aip_id`` (an event record).
+
+    Events that happen after ingest are stored as such records next to the package, never by
+    rewriting the package's own PREMIS file (which is fixed by the root METS's checksum).
+
+    Raises:
+        ValueError: a datetime is naive, or a value contains characters XML cannot hold.
+    """
+    root = etree.Element(_p("premis"), nsmap=_NSMAP, version="3.0")
+    entity = sub(root, _p("object"), **{_XSI_TYPE: "premis:intellectualEntity"})
+    _identifier(entity, "object", "UUID", f"urn:uuid:{aip_id}")
+    _event(root, event, object_path)
+    return serialise(root)
+
+
+def read_event_record(data: bytes, *, aip_id: str) -> PremisEvent:
+    """Parse a record written by :func:`write_event_record`.
+
+    Raises:
+        HostileXmlError: the bytes are not safe, well-formed XML.
+        InvalidPackageError: not a one-event PREMIS record of this package.
+    """
+    root = parse_xml(data)
+    entity = root.findtext(f"{_p('object')}/{_p('objectIdentifier')}/{_p('objectIdentifierValue')}")
+    events = root.findall(_p("event"))
+    if root.tag != _p("premis") or entity != f"urn:uuid:{aip_id}" or len(events) != 1:
+        raise InvalidPackageError(aip_id, "not an event record of this package")
+    return _read_event(events[0], aip_id)

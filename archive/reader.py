@@ -75,4 +75,5 @@ def read_manifest(
         created_at=root.created_at,
         events=record.events,
         root_mets_sha256=hashlib.sha256(root_mets).hexdigest(),
+        previous_aip_id=root.previous_aip_id,
     )

@@ -9,6 +9,10 @@ the commit marker: a package without it is *incomplete* and invisible to every r
 second commit of the same id fails with :class:`ObjectExistsError` and overwrites nothing.
 Finally :meth:`AipStore.seal` extends the root METS's retention to every file.
 
+Versions: a package never changes; :meth:`AipStore.commit_version` stores a new AIP whose
+root METS points to its predecessor and :meth:`AipStore.resolve` gives the newest version of
+a document by default, any older one on request (see the "versions" section below).
+
 Why files are locked only after the commit marker: locked objects cannot be deleted (on S3 in
 COMPLIANCE mode not even by an administrator), so an interrupted commit must leave *unlocked*
 leftovers that ``discard_incomplete`` can remove. The price is a short window in which a
@@ -90,7 +94,9 @@ class AipStore:
         for path, data in pkg.files.items():
             self._put_once(layout.aip_key(pkg.aip_id, path), data)
         self._put(root_key, pkg.root_mets, retain_until, if_absent=True)
-        self.seal(pkg.aip_id)
+        if retain_until is not None:  # the files were just written without retention
+            for path in pkg.files:
+                self._storage.set_retention(layout.aip_key(pkg.aip_id, path), retain_until)
         return manifest
 
     def seal(self, aip_id: str) -> int:
@@ -120,6 +126,22 @@ class AipStore:
                 self._storage.set_retention(key, until)
                 updated += 1
         return updated
+
+    def set_legal_hold(self, aip_id: str, hold: bool) -> int:
+        """Place or lift a legal hold on every object of a committed package.
+
+        Returns how many objects were changed. While held, nothing of it can be deleted, even
+        after its retention ends.
+
+        Raises:
+            PackageNotFoundError, StorageUnavailableError.
+        """
+        if not self.is_committed(aip_id):
+            raise PackageNotFoundError(aip_id)
+        keys = list(self._storage.keys(layout.aip_prefix(aip_id)))
+        for key in keys:
+            self._storage.set_legal_hold(key, hold)
+        return len(keys)
 
     def _check_package(self, pkg: BuiltPackage) -> AipManifest:
         try:
@@ -175,6 +197,99 @@ class AipStore:
         for key in keys:
             self._storage.delete(key)
         return len(keys)
+
+    # -- versions (E-ARK AIP versioning) -------------------------------------------------------
+    #
+    # A document's first package keeps its id for life (receipts and the index name it). A new
+    # version (a renewed signature, a new event) is a new AIP whose root METS points to its
+    # predecessor; ``versions/<document id>/<n>`` (n = 2, 3, ...; zero-padded) names the AIP of
+    # version n. Version n is claimed with a conditional create BEFORE its package is written,
+    # so two writers of version n cannot both succeed; a claim whose package never committed
+    # (a crash) is skipped by readers and its number is not reused.
+
+    def document_of(self, aip_id: str) -> str:
+        """The id of the document's first package, following the predecessor pointers.
+
+        Raises:
+            PackageNotFoundError, InvalidPackageError, StorageUnavailableError.
+        """
+        current = aip_id
+        for _ in range(10_000):
+            previous = self._root(current)[1].previous_aip_id
+            if previous is None:
+                return current
+            current = previous
+        raise InvalidPackageError(aip_id, "the version chain does not end")
+
+    def _version_claims(self, document_id: str) -> list[tuple[int, str]]:
+        claims = []
+        for key in self._storage.keys(f"versions/{document_id}/"):
+            number = key.rsplit("/", 1)[1]
+            if number.isdigit():
+                with self._storage.open(key) as stream:
+                    claims.append((int(number), stream.read(200).decode()))
+        return sorted(claims)
+
+    def versions(self, document_id: str) -> list[str]:
+        """AIP ids of every committed version, oldest (the document id itself) first.
+
+        Raises:
+            PackageNotFoundError: the document is not committed.
+            StorageUnavailableError.
+        """
+        if not self.is_committed(document_id):
+            raise PackageNotFoundError(document_id)
+        found = [document_id]
+        found.extend(a for _, a in self._version_claims(document_id) if self.is_committed(a))
+        return found
+
+    def resolve(self, document_id: str, version: int | None = None) -> str:
+        """The AIP id of the newest version (default) or of version ``version`` (1 = first).
+
+        Raises:
+            PackageNotFoundError: no such document or version.
+            StorageUnavailableError.
+        """
+        ids = self.versions(document_id)
+        if version is None:
+            return ids[-1]
+        if not 1 <= version <= len(ids):
+            raise PackageNotFoundError(f"{document_id} version {version}")
+        return ids[version - 1]
+
+    def commit_version(
+        self, pkg: BuiltPackage, *, retain_until: datetime | None = None
+    ) -> tuple[AipManifest, int]:
+        """Store ``pkg`` as the next version of the package its root METS points to.
+
+        Returns the manifest and the version number (2 for the first new version).
+
+        Raises:
+            InvalidPackageError: ``pkg``'s root METS names no predecessor.
+            PackageNotFoundError: the predecessor is not committed.
+            ObjectExistsError: the predecessor is not the newest version, or another writer
+                claimed this version number first: rebuild against :meth:`resolve` and retry.
+            As :meth:`commit` otherwise.
+        """
+        previous = read_root(pkg.aip_id, pkg.root_mets).previous_aip_id
+        if previous is None:
+            raise InvalidPackageError(pkg.aip_id, "a new version must name its predecessor")
+        document_id = self.document_of(previous)
+        claims = self._version_claims(document_id)
+        committed = [document_id] + [a for _, a in claims if self.is_committed(a)]
+        if committed[-1] != previous:
+            raise ObjectExistsError(f"versions/{document_id}: {previous} is not the newest")
+        number = (claims[-1][0] if claims else 1) + 1
+        claim = pkg.aip_id.encode()
+        self._storage.put(
+            f"versions/{document_id}/{number:06d}",
+            io.BytesIO(claim),
+            size=len(claim),
+            sha256=hashlib.sha256(claim).hexdigest(),
+            if_absent=True,
+            retain_until=retain_until,
+        )
+        return self.commit(pkg, retain_until=retain_until), number
 
     # -- listing ------------------------------------------------------------------------------
 

@@ -6,7 +6,10 @@ the package by writing the root METS last. So after a crash:
 * an uncommitted package whose claim is gone is garbage;
 * an uncommitted package whose claim is older than ``grace`` belongs to an ingest that
   died (no ingest takes that long): both are removed, so the agency's retry can proceed;
-* a committed package is never touched here.
+* a committed package is never changed here, except that ``seal`` is re-run for packages
+  whose claim is younger than ``reseal_window``: an ingest killed between its commit marker
+  and the end of ``seal`` leaves files without the package's retention (``seal`` is
+  idempotent and cheap when there is nothing to do).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from ingest.idempotency import ClaimLedger
 class IngestReconcileReport:
     discarded_packages: tuple[str, ...]
     released_claims: tuple[str, ...]
+    sealed_packages: tuple[str, ...] = ()
+    """Committed packages whose files needed the retention of their root METS."""
 
 
 def reconcile_ingest(
@@ -30,6 +35,7 @@ def reconcile_ingest(
     ledger: ClaimLedger,
     *,
     grace: timedelta = timedelta(minutes=10),
+    reseal_window: timedelta = timedelta(days=7),
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> IngestReconcileReport:
     """Remove leftovers of crashed ingests. Raises: ArchiveError (storage)."""
@@ -37,8 +43,13 @@ def reconcile_ingest(
     claims = {claim.aip_id: claim for claim in ledger.claims()}
     discarded: list[str] = []
     released: list[str] = []
+    sealed: list[str] = []
     for aip_id, claim in claims.items():
-        if now - claim.claimed_at < grace or store.is_committed(aip_id):
+        if store.is_committed(aip_id):
+            if now - claim.claimed_at < reseal_window and store.seal(aip_id):
+                sealed.append(aip_id)
+            continue
+        if now - claim.claimed_at < grace:
             continue
         store.discard_incomplete(aip_id)
         ledger.release(claim)
@@ -48,4 +59,4 @@ def reconcile_ingest(
         if aip_id not in claims and aip_id not in discarded:
             store.discard_incomplete(aip_id)
             discarded.append(aip_id)
-    return IngestReconcileReport(tuple(discarded), tuple(released))
+    return IngestReconcileReport(tuple(discarded), tuple(released), tuple(sealed))

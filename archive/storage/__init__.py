@@ -2,5 +2,6 @@
 
 from archive.storage.base import Storage, check_key
 from archive.storage.fs import FsStorage
+from archive.storage.s3 import S3Storage
 
-__all__ = ["FsStorage", "Storage", "check_key"]
+__all__ = ["FsStorage", "S3Storage", "Storage", "check_key"]

@@ -32,16 +32,23 @@ class Unavailable(contextlib.AbstractContextManager[None]):
 class Reader(io.RawIOBase):
     """A raw reader over an open file that raises only archive errors."""
 
-    def __init__(self, handle: BinaryIO, key: str) -> None:
+    def __init__(self, handle: BinaryIO, key: str, limit: int | None = None) -> None:
         self._handle = handle
         self._key = key
+        self._left = limit
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        if self._left is not None:
+            view = view[: self._left]
         with Unavailable(f"read {self._key}"):
-            return self._handle.readinto(buffer)  # type: ignore[attr-defined, no-any-return]
+            n: int = self._handle.readinto(view)  # type: ignore[attr-defined]
+        if self._left is not None:
+            self._left -= n
+        return n
 
     def close(self) -> None:
         with Unavailable(f"close {self._key}"):

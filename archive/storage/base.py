@@ -56,11 +56,16 @@ class Storage(Protocol):
         """
         ...
 
-    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
-        """Open the object for streaming reads.
+    def open(
+        self, key: str, *, offset: int = 0, length: int | None = None
+    ) -> AbstractContextManager[BinaryIO]:
+        """Open the object for streaming reads: all of it, or ``length`` bytes from ``offset``.
+
+        Memory stays bounded whatever the object's size.
 
         Raises:
             ObjectNotFoundError, StorageUnavailableError.
+            ValueError: a negative offset or length.
         """
         ...
 

@@ -225,18 +225,25 @@ class FsStorage:
                 raise InvalidKeyError(key, "it is already a prefix of other objects") from exc
             raise
 
-    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
-        """Open the object for streaming reads.
+    def open(
+        self, key: str, *, offset: int = 0, length: int | None = None
+    ) -> AbstractContextManager[BinaryIO]:
+        """Open the object (or ``length`` bytes from ``offset``) for streaming reads.
 
         Raises:
             ObjectNotFoundError, StorageUnavailableError, InvalidKeyError.
+            ValueError: a negative offset or length.
         """
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("offset and length must not be negative")
         path = self._path(key)
         with _Unavailable(f"open {key}", key):
             if path.is_dir():
                 raise ObjectNotFoundError(key)
             handle = open(path, "rb")  # noqa: SIM115  (ownership passes to the reader)
-        return io.BufferedReader(_Reader(handle, key), _CHUNK)
+            if offset:
+                handle.seek(offset)
+        return io.BufferedReader(_Reader(handle, key, length), _CHUNK)
 
     def stat(self, key: str) -> StoredObject:
         """Raises: ObjectNotFoundError, StorageUnavailableError, InvalidKeyError."""
