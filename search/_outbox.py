@@ -71,6 +71,7 @@ def document_to_json(doc: IndexDocument) -> dict[str, Any]:
         "agency_ref": doc.agency_ref,
         "retention_until": doc.retention_until.isoformat() if doc.retention_until else None,
         "on_hold": doc.on_hold,
+        "disposed": doc.disposed,
     }
 
 
@@ -89,6 +90,7 @@ def document_from_json(data: dict[str, Any]) -> IndexDocument:
         agency_ref=str(data["agency_ref"]),
         retention_until=date.fromisoformat(retention) if retention else None,
         on_hold=bool(data["on_hold"]),
+        disposed=bool(data.get("disposed", False)),
     )
 
 

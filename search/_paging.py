@@ -90,6 +90,25 @@ def check_query(query: Query) -> None:
         raise InvalidQueryError("issued_from is after issued_to")
 
 
+MAX_RETENTION_PAGE = 10_000
+
+
+def check_retention(limit: int, after: str | None) -> None:
+    """Validate the paging arguments of the retention query.
+
+    Raises:
+        InvalidQueryError: ``limit`` outside 1..10,000 or ``after`` not an AIP id.
+    """
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, int)
+        or not 1 <= limit <= MAX_RETENTION_PAGE
+    ):
+        raise InvalidQueryError(f"retention page size must be between 1 and {MAX_RETENTION_PAGE}")
+    if after is not None and (not isinstance(after, str) or not AIP_ID_PATTERN.match(after)):
+        raise InvalidQueryError("malformed retention position")
+
+
 def _fingerprint(query: Query) -> str:
     neutral = replace(query, cursor=None, limit=MIN_LIMIT, facets=())
     return hashlib.sha256(repr(neutral).encode()).hexdigest()[:16]

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 from typing import Any
 
 import tantivy
@@ -27,13 +28,16 @@ from search._paging import (
     effective_sort,
     encode_cursor,
 )
-from search._tantivy_schema import hit_from_stored, micros, midnight
+from search._tantivy_schema import hit_from_stored, id_key, micros, midnight
 from search.analysis import analyze
-from search.model import Hit, Page, Query
+from search.model import Hit, IdPage, Page, Query
 
 FACET_FIELDS = {"agency_id": "agency_id", "document_type": "document_type", "year": "year"}
 FACET_SIZE = 1000
 """Buckets returned per facet (more distinct values than this are cut, largest kept)."""
+_TIE_CAP = 10_000
+"""Documents of one query sharing one timestamp (or one 8-byte id prefix) read at a page
+edge; beyond this, order within that group is not guaranteed (never near in practice)."""
 _RELEVANCE_FETCH_CAP = 4 * MAX_RELEVANCE_WINDOW
 """Beyond this many equal scores, ties at a page edge are ordered by tantivy, not by time."""
 
@@ -78,27 +82,6 @@ def base_query(schema: tantivy.Schema, query: Query) -> tantivy.Query:
     return tantivy.Query.boolean_query(clauses)
 
 
-def _after(index: tantivy.Index, schema: tantivy.Schema, cursor: NewestCursor) -> tantivy.Query:
-    """Documents strictly after ``cursor`` in (ingested_at desc, aip_id asc) order."""
-    older = tantivy.Query.range_query(
-        schema,
-        "ingested_us",
-        tantivy.FieldType.Integer,
-        None,
-        cursor.ingested_us,
-        include_upper=False,
-    )
-    # tantivy-py has no string range constructor; its query parser builds one. The id was
-    # checked against AIP_ID_PATTERN, whose alphabet the parser takes literally.
-    same_time_later_id = tantivy.Query.boolean_query(
-        [
-            (Must, _at(schema, cursor.ingested_us)),
-            (Must, index.parse_query(f"aip_id:>{cursor.aip_id}")),
-        ]
-    )
-    return tantivy.Query.boolean_query([(Should, older), (Should, same_time_later_id)])
-
-
 def _at(schema: tantivy.Schema, micros: int) -> tantivy.Query:
     return tantivy.Query.range_query(
         schema, "ingested_us", tantivy.FieldType.Integer, micros, micros
@@ -131,53 +114,88 @@ def _bucket_key(key: object) -> str:
     return str(key)
 
 
+def _must(*queries: tantivy.Query) -> tantivy.Query:
+    return tantivy.Query.boolean_query([(Must, q) for q in queries])
+
+
 def _newest_page(
     index: tantivy.Index, searcher: tantivy.Searcher, base: tantivy.Query, query: Query
 ) -> tuple[list[Hit], str | None]:
+    """One ``newest`` page. After a cursor ``(t, id)``: first the documents at exactly ``t``
+    with a greater id (a handful, filtered here: a string range query would walk the whole
+    aip_id term dictionary), then those older than ``t``."""
     schema = index.schema
     cursor = decode_cursor(query)
-    if isinstance(cursor, NewestCursor):
-        page_q = tantivy.Query.boolean_query([(Must, base), (Must, _after(index, schema, cursor))])
-    else:
-        page_q = base
     limit = query.limit
+    lead: list[Hit] = []
+    page_q = base
+    if isinstance(cursor, NewestCursor):
+        same = searcher.search(_must(base, _at(schema, cursor.ingested_us)), _TIE_CAP, count=False)
+        lead = sorted(
+            (h for h in (_hit(searcher, a) for _, a in same.hits) if h.aip_id > cursor.aip_id),
+            key=_newest_key,
+        )
+        older = tantivy.Query.range_query(
+            schema,
+            "ingested_us",
+            tantivy.FieldType.Integer,
+            None,
+            cursor.ingested_us,
+            include_upper=False,
+        )
+        page_q = _must(base, older)
+        if len(lead) >= limit:
+            more = len(lead) > limit or bool(searcher.search(page_q, 1, count=False).hits)
+            hits = lead[:limit]
+            token = NewestCursor(cursor.ingested_us, hits[-1].aip_id) if more else None
+            return hits, encode_cursor(query, token) if token else None
+    rest, token = _newest_from(searcher, schema, page_q, limit - len(lead))
+    return lead + rest, encode_cursor(query, token) if token else None
+
+
+def _newest_from(
+    searcher: tantivy.Searcher, schema: tantivy.Schema, page_q: tantivy.Query, limit: int
+) -> tuple[list[Hit], NewestCursor | None]:
+    """The first ``limit`` hits of ``page_q`` in (ingested_at desc, aip_id asc) order."""
     found = searcher.search(page_q, limit + 1, count=False, order_by_field="ingested_us")
     rows = [(int(ts), addr) for ts, addr in found.hits]
     if len(rows) <= limit:
-        hits = sorted((_hit(searcher, a) for _, a in rows), key=_newest_key)
-        return hits, None
+        return sorted((_hit(searcher, a) for _, a in rows), key=_newest_key), None
     boundary = rows[limit - 1][0]
     head = sorted((_hit(searcher, a) for ts, a in rows if ts > boundary), key=_newest_key)
-    tie_q = tantivy.Query.boolean_query([(Must, page_q), (Must, _at(schema, boundary))])
+    tie_q = _must(page_q, _at(schema, boundary))
     ties = searcher.search(
         tie_q, limit - len(head), count=False, order_by_field="aip_id", order=tantivy.Order.Asc
     )
     hits = head + [_hit(searcher, a) for _, a in ties.hits]
-    last = hits[-1]
-    next_cursor = NewestCursor(ingested_us=boundary, aip_id=last.aip_id)
-    return hits, encode_cursor(query, next_cursor)
+    return hits, NewestCursor(ingested_us=boundary, aip_id=hits[-1].aip_id)
 
 
 def _scored_window(
     searcher: tantivy.Searcher, base: tantivy.Query, need: int
-) -> list[tuple[float, tantivy.DocAddress]]:
+) -> tuple[list[tuple[float, tantivy.DocAddress]], int]:
     """The top hits by score, enough of them to hold every hit scoring at least as high as
-    the ``need``-th one (so ties at the page edge can be ordered by time and id)."""
+    the ``need``-th one (so ties at the page edge can be ordered by time and id), and the
+    number of matches (counted in the same pass)."""
     window = need + 32
+    total: int | None = None
     while True:
-        hits = [(float(s), a) for s, a in searcher.search(base, window, count=False).hits]
+        found = searcher.search(base, window, count=total is None)
+        if total is None:
+            total = int(found.count)  # type: ignore[attr-defined]
+        hits = [(float(s), a) for s, a in found.hits]
         if len(hits) < window or window >= _RELEVANCE_FETCH_CAP or hits[need - 1][0] > hits[-1][0]:
-            return hits
+            return hits, total
         window = min(window * 4, _RELEVANCE_FETCH_CAP)
 
 
 def _relevance_page(
     searcher: tantivy.Searcher, base: tantivy.Query, query: Query
-) -> tuple[list[Hit], str | None]:
+) -> tuple[list[Hit], str | None, int]:
     cursor = decode_cursor(query)
     offset = cursor.offset if isinstance(cursor, RelevanceCursor) else 0
     end = offset + query.limit
-    hits = _scored_window(searcher, base, end + 1)
+    hits, total = _scored_window(searcher, base, end + 1)
     stamps = searcher.fast_field_values("ingested_us", [a for _, a in hits]) if hits else []
     rows = [(score, int(ts or 0), addr) for (score, addr), ts in zip(hits, stamps, strict=True)]
     # The aip_id tie-break needs the stored document: read it only where (score, time) ties.
@@ -191,7 +209,7 @@ def _relevance_page(
     ranked = sorted(rows, key=order)
     page = [_hit(searcher, addr, score) for score, _, addr in ranked[offset:end]]
     more = len(ranked) > end and end < MAX_RELEVANCE_WINDOW
-    return page, encode_cursor(query, RelevanceCursor(end)) if more else None
+    return page, encode_cursor(query, RelevanceCursor(end)) if more else None, total
 
 
 def _hit(searcher: tantivy.Searcher, addr: tantivy.DocAddress, score: float = 0.0) -> Hit:
@@ -212,9 +230,98 @@ def run(index: tantivy.Index, searcher: tantivy.Searcher, query: Query) -> Page:
     base = base_query(index.schema, query)
     if effective_sort(query) == "newest":
         hits, token = _newest_page(index, searcher, base, query)
+        total = int(searcher.search(base, 1, count=True).count)  # type: ignore[attr-defined]
     else:
-        hits, token = _relevance_page(searcher, base, query)
-    total = int(searcher.search(base, 1, count=True).count)  # type: ignore[attr-defined]
+        hits, token, total = _relevance_page(searcher, base, query)
     return Page(
         hits=tuple(hits), total=total, next_cursor=token, facets=_facets(searcher, base, query)
     )
+
+
+def id_ordered(
+    index: tantivy.Index,
+    searcher: tantivy.Searcher,
+    base: tantivy.Query,
+    after: str | None,
+    limit: int,
+) -> list[tuple[str, tantivy.DocAddress]]:
+    """The first ``limit`` matches of ``base`` after ``after`` in aip_id order.
+
+    Sorted on the u64 ``id_key``; the few matches sharing an ``id_key`` with ``after`` or
+    with the page's last row are ordered by their id here or in a small sorted search.
+    """
+    schema = index.schema
+    lead: list[tuple[str, tantivy.DocAddress]] = []
+    query = base
+    if after is not None:
+        key = id_key(after)
+        same = searcher.search(_must(base, _key_is(schema, key)), _TIE_CAP, count=False)
+        lead = sorted(
+            row
+            for row in ((str(searcher.doc(a).get_first("aip_id")), a) for _, a in same.hits)
+            if row[0] > after
+        )
+        if len(lead) >= limit:
+            return lead[:limit]
+        greater = tantivy.Query.range_query(
+            schema, "id_key", tantivy.FieldType.Unsigned, key, None, include_lower=False
+        )
+        query = _must(base, greater)
+    return lead + _id_ordered_from(searcher, schema, query, limit - len(lead))
+
+
+def _key_is(schema: tantivy.Schema, key: int) -> tantivy.Query:
+    return tantivy.Query.range_query(schema, "id_key", tantivy.FieldType.Unsigned, key, key)
+
+
+def _id_ordered_from(
+    searcher: tantivy.Searcher, schema: tantivy.Schema, query: tantivy.Query, limit: int
+) -> list[tuple[str, tantivy.DocAddress]]:
+    found = searcher.search(
+        query, limit, count=False, order_by_field="id_key", order=tantivy.Order.Asc
+    )
+    rows = [(int(key), addr) for key, addr in found.hits]
+    if not rows:
+        return []
+    boundary = rows[-1][0] if len(rows) == limit else None
+    head = sorted(
+        (str(searcher.doc(addr).get_first("aip_id")), addr)
+        for key, addr in rows
+        if boundary is None or key < boundary
+    )
+    if boundary is None:
+        return head
+    ties = searcher.search(
+        _must(query, _key_is(schema, boundary)),
+        limit - len(head),
+        count=False,
+        order_by_field="aip_id",
+        order=tantivy.Order.Asc,
+    )
+    return head + [(str(value), addr) for value, addr in ties.hits]
+
+
+def retention_query(index: tantivy.Index, before: date) -> tantivy.Query:
+    """retention_until < before AND on_hold = 0 AND disposed = 0."""
+    schema = index.schema
+    clauses = [
+        tantivy.Query.range_query(
+            schema,
+            "retention_until",
+            tantivy.FieldType.Date,
+            tantivy.MIN_DATETIME,
+            midnight(before),
+            include_upper=False,
+        ),
+        tantivy.Query.term_query(schema, "on_hold", 0),
+        tantivy.Query.term_query(schema, "disposed", 0),
+    ]
+    return tantivy.Query.boolean_query([(Must, c) for c in clauses])
+
+
+def retention_page(
+    index: tantivy.Index, searcher: tantivy.Searcher, before: date, after: str | None, limit: int
+) -> IdPage:
+    rows = id_ordered(index, searcher, retention_query(index, before), after, limit)
+    ids = tuple(aip_id for aip_id, _ in rows)
+    return IdPage(ids=ids, next_after=ids[-1] if len(ids) == limit else None)

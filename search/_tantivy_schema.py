@@ -19,6 +19,12 @@ ingested_us    i64 µs since epoch, stored,  newest-first sort and keyset cursor
 year           u64, fast                    facet (year of ``issued_on``)
 retention_until date, fast (absent if none) retention queries
 on_hold        u64 0/1, fast                retention queries
+disposed       u64 0/1, fast                retention queries
+id_key         u64, fast                    the first 8 bytes of ``aip_id`` (big-endian):
+                                            id-ordered listings sort on it (sorting on a
+                                            string fast field costs µs per match)
+digest         raw, stored, fast            :func:`search.projection.document_digest`
+                                            of the entry (reconcile)
 ============== ============================ ============================================
 
 Invariants:
@@ -45,8 +51,9 @@ from search._outbox import utc
 from search.analysis import ANALYSIS_VERSION, analyze
 from search.errors import IndexUnavailableError
 from search.model import Hit, IndexDocument
+from search.projection import document_digest
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TOKENIZER = "kluis_nl"
 BACKEND = "tantivy"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,6 +74,9 @@ def build_schema() -> tantivy.Schema:
     sb.add_unsigned_field("year", indexed=True, fast=True)
     sb.add_date_field("retention_until", indexed=True, fast=True)
     sb.add_unsigned_field("on_hold", indexed=True, fast=True)
+    sb.add_unsigned_field("disposed", indexed=True, fast=True)
+    sb.add_text_field("digest", stored=True, fast=True, tokenizer_name="raw")
+    sb.add_unsigned_field("id_key", indexed=True, fast=True)
     return sb.build()
 
 
@@ -138,6 +148,17 @@ def to_tantivy(doc: IndexDocument, schema: tantivy.Schema) -> tantivy.Document:
     Raises:
         ValueError: a value tantivy cannot hold.
     """
+    return tantivy.Document.from_dict(tantivy_fields(doc), schema)
+
+
+def id_key(aip_id: str) -> int:
+    """An u64 whose order agrees with the order of ASCII ids (ties: same 8-byte prefix)."""
+    return int.from_bytes(aip_id.encode("ascii")[:8].ljust(8, b"\0"), "big")
+
+
+def tantivy_fields(doc: IndexDocument) -> dict[str, Any]:
+    """The field values of ``doc``'s tantivy document (picklable: the costly analysis can
+    run in worker processes)."""
     fields: dict[str, Any] = {
         "aip_id": doc.aip_id,
         "owner_key": doc.owner_key,
@@ -151,10 +172,13 @@ def to_tantivy(doc: IndexDocument, schema: tantivy.Schema) -> tantivy.Document:
         "ingested_us": micros(doc.ingested_at),
         "year": doc.issued_on.year,
         "on_hold": int(doc.on_hold),
+        "disposed": int(doc.disposed),
+        "digest": document_digest(doc),
+        "id_key": id_key(doc.aip_id),
     }
     if doc.retention_until is not None:
         fields["retention_until"] = midnight(doc.retention_until)
-    return tantivy.Document.from_dict(fields, schema)
+    return fields
 
 
 def hit_from_stored(stored: tantivy.Document, score: float) -> Hit:

@@ -79,18 +79,25 @@ def analyze(text: str) -> list[str]:
     ``analyze("De vergunningen voor het Café")`` → ``["de", "vergunn", "voor", "het", "caf"]``.
     Never raises for any ``str``; returns ``[]`` when ``text`` has no words.
     """
-    words: list[str] = []
-    for word in _WORD.findall(text.lower()):
-        if word.isascii():
-            words.append(word)
-        else:  # the slow path only for the few words with accents or other scripts
-            words.extend(_fold_word(word))
+    lowered = text.lower()
+    if lowered.isascii():  # the common case: no folding needed
+        words = _WORD.findall(lowered)
+    else:
+        words = []
+        for word in _WORD.findall(lowered):
+            if word.isascii():
+                words.append(word)
+            else:  # the slow path only for the few words with accents or other scripts
+                words.extend(_fold_word(word))
     # Owner numbers printed in a document (10 or 11 digits) must not become index terms:
     # the index never holds a raw national register or enterprise number.
-    words = [w for w in words if len(w) <= MAX_TOKEN_CHARS and not _OWNER_NUMBER.match(w)]
-    if not words:
+    unique = [
+        w
+        for w in dict.fromkeys(words)
+        if len(w) <= MAX_TOKEN_CHARS and not (w.isdigit() and _OWNER_NUMBER.match(w))
+    ]
+    if not unique:
         return []
-    unique = list(dict.fromkeys(words))
     stem_of = dict(zip(unique, _stemmer().stemWords(unique), strict=True))
     # A stem is never empty for a non-empty word, but guard the invariant anyway.
-    return [stem for stem in map(stem_of.__getitem__, words) if stem]
+    return [stem for stem in map(stem_of.get, words) if stem]

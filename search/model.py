@@ -23,7 +23,12 @@ class IndexDocument:
     ingested_at: datetime
     agency_ref: str
     retention_until: date | None = None
+    """End of the retention period; ``None``: kept permanently."""
     on_hold: bool = False
+    """Under a legal hold: never due for disposal while set."""
+    disposed: bool = False
+    """Disposal has been decided/carried out (the entry stays findable for the audit
+    trail until it is removed); never due again."""
 
 
 @dataclass(frozen=True)
@@ -65,3 +70,12 @@ class Page:
     """Number of documents matching the query (all pages)."""
     next_cursor: str | None = None
     facets: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IdPage:
+    """One page of the retention query: ids in ascending order."""
+
+    ids: tuple[str, ...]
+    next_after: str | None = None
+    """Pass as ``after`` to get the next page; ``None`` when this was the last one."""

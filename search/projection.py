@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 
 from archive.model import AipManifest
+from search._outbox import document_to_json
 from search.model import IndexDocument
 
 MIN_SECRET_BYTES = 16
@@ -73,3 +75,15 @@ def project(
         retention_until=meta.retention_until,
         on_hold=on_hold,
     )
+
+
+DIGEST_HEX_CHARS = 32
+
+
+def document_digest(doc: IndexDocument) -> str:
+    """A content digest of an index document: SHA-256 over a canonical JSON of every field,
+    truncated to 128 bits (hex). Stored with the entry, so reconcile can compare the index
+    with what storage projects to without reading the entry back field by field."""
+    fields = document_to_json(doc)
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:DIGEST_HEX_CHARS]

@@ -1,24 +1,37 @@
-"""Rebuild the search index from storage alone.
+"""Rebuild the search index from storage alone: streamed, resumable.
 
 Invariants:
     * Storage is the truth: every committed package is (re)submitted, and every indexed id
       that storage does not hold is removed. Nothing is read from the index but its ids.
     * The index stays searchable during the rebuild (upserts, no ``clear`` first).
+    * Packages are processed in ascending id order. With a ``checkpoint`` file, the last id
+      whose batch the index has durably accepted is recorded after every batch; a rerun
+      after an interruption (Ctrl-C, crash, kill) starts after it. The file is removed when
+      the rebuild completes. A package committed meanwhile below the checkpoint is indexed
+      by ingest itself (ingest submits after it commits) or by reconcile.
     * A package committed while the rebuild runs is never removed by it: the stale ids are
       those indexed *and* absent from a second storage listing taken after the index was
       read (ingest commits to storage before it submits to the index).
-    * Legal holds are not part of the package manifest yet, so documents are projected with
-      ``on_hold=False``.
+    * Reading packages (the main cost after analysis) runs on ``read_workers`` threads;
+      results are consumed in id order.
+    * Legal holds and disposal are not part of the package manifest yet, so documents are
+      projected with ``on_hold=False``, ``disposed=False``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from archive.model import AipManifest
 from search.base import Index
+from search.model import IndexDocument
 from search.projection import OwnerKeyer, project
 
 
@@ -39,9 +52,49 @@ class PackageSource(Protocol):
 @dataclass(frozen=True)
 class ReindexStats:
     indexed: int
-    """Packages (re)submitted to the index."""
+    """Packages (re)submitted to the index by this run."""
     removed: int
     """Indexed ids that storage no longer holds."""
+    resumed_after: str | None = None
+    """The checkpoint this run started after, if it resumed."""
+    total: int = 0
+    """Committed packages in storage when the run started."""
+
+
+def projected(
+    store: PackageSource, keyer: OwnerKeyer, aip_ids: Iterable[str], *, read_workers: int = 1
+) -> Iterator[IndexDocument]:
+    """The index documents of ``aip_ids``, in that order; reads on ``read_workers`` threads."""
+
+    def one(aip_id: str) -> IndexDocument:
+        return project(store.manifest(aip_id), store.read_text(aip_id), keyer)
+
+    if read_workers <= 1:
+        yield from map(one, aip_ids)
+        return
+    window: deque[Future[IndexDocument]] = deque()
+    with ThreadPoolExecutor(read_workers, thread_name_prefix="kluis-reindex") as pool:
+        for aip_id in aip_ids:  # a bounded window of reads ahead, consumed in order
+            window.append(pool.submit(one, aip_id))
+            if len(window) >= read_workers * 32:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+def _read_checkpoint(path: Path | None) -> str | None:
+    if path is None or not path.exists():
+        return None
+    after = json.loads(path.read_text(encoding="utf-8")).get("after")
+    return str(after) if after else None
+
+
+def _write_checkpoint(path: Path, after: str, indexed: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"after": after, "indexed": indexed}), encoding="utf-8")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def reindex(
@@ -51,10 +104,16 @@ def reindex(
     *,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 500,
+    checkpoint: Path | None = None,
+    read_workers: int = 1,
+    on_total: Callable[[int, int], None] | None = None,
 ) -> ReindexStats:
     """Submit every committed package to ``index`` and remove ids storage lacks.
 
-    ``progress`` is called with the running count of submitted packages after each batch.
+    Batches go through :meth:`Index.load` (direct bulk writes where the backend can; the
+    tantivy backend falls back to its outbox while another process holds the writer).
+    ``progress`` is called with the running count of packages done (including those a
+    resumed run skips) after each batch; ``on_total(total, already_done)`` once, first.
     Ends with ``index.refresh()``: when this process can write the index, everything is
     applied and visible on return; when another process is the indexer (the server), the
     rest of its backlog is applied by it shortly after.
@@ -67,25 +126,42 @@ def reindex(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    seen: set[str] = set()
-    batch = []
-    for aip_id in store.aip_ids():
-        batch.append(project(store.manifest(aip_id), store.read_text(aip_id), keyer))
-        seen.add(aip_id)
-        if len(batch) >= batch_size:
-            index.submit(batch)
-            batch = []
-            if progress is not None:
-                progress(len(seen))
-    if batch:
-        index.submit(batch)
+    resumed = _read_checkpoint(checkpoint)
+    listed = sorted(store.aip_ids())
+    todo = [a for a in listed if resumed is None or a > resumed]
+    done = len(listed) - len(todo)
+    if on_total is not None:
+        on_total(len(listed), done)
+    indexed = 0
+    batch: list[IndexDocument] = []
+
+    def flush() -> None:
+        nonlocal indexed, batch, done
+        index.load(batch)
+        indexed += len(batch)
+        done += len(batch)
+        if checkpoint is not None:
+            _write_checkpoint(checkpoint, batch[-1].aip_id, done)
+        batch = []
         if progress is not None:
-            progress(len(seen))
+            progress(done)
+
+    for document in projected(store, keyer, todo, read_workers=read_workers):
+        batch.append(document)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
     index.refresh()
+    seen = set(listed)
     candidates = set(index.ids()) - seen
     stale = sorted(candidates - set(store.aip_ids())) if candidates else []
     for start in range(0, len(stale), batch_size):
         index.remove(stale[start : start + batch_size])
     if stale:
         index.refresh()
-    return ReindexStats(indexed=len(seen), removed=len(stale))
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return ReindexStats(
+        indexed=indexed, removed=len(stale), resumed_after=resumed, total=len(listed)
+    )

@@ -31,9 +31,11 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 
@@ -41,10 +43,16 @@ import tantivy
 
 from search import _tantivy_query
 from search._outbox import Entry, Outbox
-from search._paging import check_aip_ids, check_query
-from search._tantivy_schema import BACKEND, hit_from_stored, open_index, to_tantivy
+from search._paging import check_aip_ids, check_query, check_retention
+from search._tantivy_schema import (
+    BACKEND,
+    hit_from_stored,
+    open_index,
+    tantivy_fields,
+    to_tantivy,
+)
 from search.errors import IndexUnavailableError
-from search.model import Hit, IndexDocument, Page, Query
+from search.model import Hit, IdPage, IndexDocument, Page, Query
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,11 @@ MAX_BATCH_DOCUMENTS = 2000
 """Documents applied per commit at most; a larger backlog takes several commits."""
 _ID_CHUNK = 10_000
 _POLL_SECONDS = 0.02
+
+
+def _checked_fields(doc: IndexDocument) -> dict[str, object]:
+    check_aip_ids([doc.aip_id])
+    return tantivy_fields(doc)
 
 
 class TantivyIndex:
@@ -130,6 +143,108 @@ class TantivyIndex:
         """
         self._append(self._outbox.clear)
         self.refresh()
+
+    def load(
+        self,
+        documents: Iterable[IndexDocument],
+        *,
+        progress: Callable[[int], None] | None = None,
+        commit_every: int = 100_000,
+        workers: int = 1,
+    ) -> int:
+        """Bulk upserts for rebuilds: written straight into the index when this process can
+        take the writer (bypassing the outbox; the outbox is drained first so nothing older
+        overwrites what is loaded), else :meth:`submit` in batches. Returns the count.
+
+        Everything loaded is committed (durable and visible) when this returns, except in the
+        fallback, where the other process's indexer applies it shortly after. ``workers`` > 1
+        runs the Dutch analysis (the main cost) in that many spawned processes.
+
+        Raises:
+            ValueError: a malformed ``aip_id`` or a value tantivy cannot hold.
+            IndexUnavailableError: the index failed, or this index is closed.
+        """
+        self._check_open()
+        with self._lock:
+            own = self._writer is None
+            if own:
+                try:
+                    self._writer = self._index.writer(
+                        heap_size=max(self._heap, 256_000_000), num_threads=2
+                    )
+                except ValueError as exc:
+                    if "LockBusy" not in str(exc):
+                        raise IndexUnavailableError(BACKEND, f"cannot open writer: {exc}") from exc
+            if self._writer is not None:
+                try:
+                    return self._load_direct(
+                        self._writer, documents, progress, commit_every, workers
+                    )
+                finally:
+                    if own and self._writer is not None:
+                        self._release_writer()
+        return self._load_via_outbox(documents, progress)
+
+    def _load_direct(
+        self,
+        writer: tantivy.IndexWriter,
+        documents: Iterable[IndexDocument],
+        progress: Callable[[int], None] | None,
+        commit_every: int,
+        workers: int,
+    ) -> int:
+        self._drain()
+        if workers > 1:
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                fields = pool.imap(_checked_fields, documents, chunksize=128)
+                return self._add_all(writer, fields, progress, commit_every)
+        return self._add_all(writer, map(_checked_fields, documents), progress, commit_every)
+
+    def _add_all(
+        self,
+        writer: tantivy.IndexWriter,
+        fields: Iterator[dict[str, object]],
+        progress: Callable[[int], None] | None,
+        commit_every: int,
+    ) -> int:
+        count = 0
+        try:
+            for values in fields:
+                writer.delete_documents_by_term("aip_id", str(values["aip_id"]))
+                writer.add_document(tantivy.Document.from_dict(values, self._schema))
+                count += 1
+                if count % commit_every == 0:
+                    writer.commit()
+                if progress is not None and count % 500 == 0:
+                    progress(count)
+            writer.commit()
+        except ValueError:
+            self._abandon(writer)
+            raise
+        if progress is not None:
+            progress(count)
+        self._reload()
+        return count
+
+    def _load_via_outbox(
+        self, documents: Iterable[IndexDocument], progress: Callable[[int], None] | None
+    ) -> int:
+        count = 0
+        batch: list[IndexDocument] = []
+        for doc in documents:
+            batch.append(doc)
+            if len(batch) >= MAX_BATCH_DOCUMENTS:
+                self.submit(batch)
+                count += len(batch)
+                batch = []
+                if progress is not None:
+                    progress(count)
+        if batch:
+            self.submit(batch)
+            count += len(batch)
+        if progress is not None:
+            progress(count)
+        return count
 
     def _append(self, write: Callable[[], object]) -> None:
         self._check_open()
@@ -331,6 +446,41 @@ class TantivyIndex:
         except ValueError as exc:
             raise IndexUnavailableError(BACKEND, f"get failed: {exc}") from exc
 
+    def retention_due(self, before: date, *, after: str | None = None, limit: int = 1000) -> IdPage:
+        """See :meth:`search.base.Index.retention_due`.
+
+        Raises:
+            InvalidQueryError: bad ``limit`` or ``after``.
+            IndexUnavailableError: tantivy failed, or this index is closed.
+        """
+        check_retention(limit, after)
+        self._check_open()
+        self._reload()
+        try:
+            return _tantivy_query.retention_page(
+                self._index, self._index.searcher(), before, after, limit
+            )
+        except ValueError as exc:
+            raise IndexUnavailableError(BACKEND, f"retention query failed: {exc}") from exc
+
+    def digests(self) -> Iterator[tuple[str, str]]:
+        """``(aip_id, digest)`` of every entry, ascending, from one snapshot.
+
+        Raises:
+            IndexUnavailableError: (when iterated) tantivy failed, or this index is closed.
+        """
+        self._check_open()
+        self._reload()
+        return self._iter_digests(self._index.searcher())
+
+    def _iter_digests(self, searcher: tantivy.Searcher) -> Iterator[tuple[str, str]]:
+        for aip_id, addr in self._iter_id_addresses(searcher):
+            try:
+                digest = searcher.doc(addr).get_first("digest")
+            except ValueError as exc:
+                raise IndexUnavailableError(BACKEND, f"reading digests failed: {exc}") from exc
+            yield aip_id, str(digest or "")
+
     def ids(self) -> Iterator[str]:
         """Every indexed ``aip_id`` in ascending order, from one snapshot.
 
@@ -342,24 +492,24 @@ class TantivyIndex:
         return self._iter_ids(self._index.searcher())
 
     def _iter_ids(self, searcher: tantivy.Searcher) -> Iterator[str]:
+        for aip_id, _ in self._iter_id_addresses(searcher):
+            yield aip_id
+
+    def _iter_id_addresses(
+        self, searcher: tantivy.Searcher
+    ) -> Iterator[tuple[str, tantivy.DocAddress]]:
         last: str | None = None
         while True:
             try:
-                query = (
-                    tantivy.Query.all_query()
-                    if last is None
-                    else self._index.parse_query(f"aip_id:>{last}")
-                )
-                found = searcher.search(
-                    query, _ID_CHUNK, count=False, order_by_field="aip_id", order=tantivy.Order.Asc
+                chunk = _tantivy_query.id_ordered(
+                    self._index, searcher, tantivy.Query.all_query(), last, _ID_CHUNK
                 )
             except ValueError as exc:
                 raise IndexUnavailableError(BACKEND, f"listing ids failed: {exc}") from exc
-            chunk = [str(value) for value, _ in found.hits]
             yield from chunk
             if len(chunk) < _ID_CHUNK:
                 return
-            last = chunk[-1]
+            last = chunk[-1][0]
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

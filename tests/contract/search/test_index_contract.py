@@ -7,6 +7,8 @@ factory from a fresh directory to an open index (the OpenSearch one will read
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from search import Index, IndexDocument, InvalidQueryError, Query, TantivyIndex
+from search.base import stream_retention_due
+from search.projection import document_digest
 
 IndexFactory = Callable[[Path], Index]
 
@@ -23,8 +27,19 @@ def _tantivy(directory: Path) -> Index:
     return TantivyIndex(directory / "index")
 
 
+def _opensearch(directory: Path) -> Index:
+    url = os.environ.get("KLUIS_TEST_OPENSEARCH_URL")
+    if not url:
+        pytest.skip("KLUIS_TEST_OPENSEARCH_URL is not set (no OpenSearch server here)")
+    from search.opensearch import OpenSearchIndex, connect
+
+    client = connect(url, verify_certs=os.environ.get("KLUIS_TEST_OPENSEARCH_VERIFY") != "0")
+    return OpenSearchIndex(client, f"kluis-test-{uuid.uuid4().hex[:12]}", replicas=0)
+
+
 BACKENDS = [
     pytest.param(_tantivy, id="tantivy"),
+    pytest.param(_opensearch, id="opensearch", marks=pytest.mark.opensearch),
 ]
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -295,3 +310,65 @@ def test_ids_lists_every_indexed_document(index: Index) -> None:
     index.refresh()
     listed = list(index.ids())
     assert sorted(listed) == sorted(f"id-{i:03d}" for i in range(120) if i != 7)
+
+
+def test_retention_query_finds_due_documents_not_on_hold_and_not_disposed(index: Index) -> None:
+    put(
+        index,
+        doc("due-1", retention_until=date(2024, 12, 31)),
+        doc("due-2", retention_until=date(2020, 1, 1)),
+        doc("on-the-day", retention_until=date(2025, 1, 1)),
+        doc("later", retention_until=date(2030, 1, 1)),
+        doc("held", retention_until=date(2020, 1, 1), on_hold=True),
+        doc("disposed", retention_until=date(2020, 1, 1), disposed=True),
+        doc("permanent", retention_until=None),
+    )
+    page = index.retention_due(date(2025, 1, 1))
+    assert page.ids == ("due-1", "due-2")
+    assert page.next_after is None
+
+
+def test_retention_query_streams_every_due_id_once_in_pages(index: Index) -> None:
+    due = [f"d{i:03d}" for i in range(25)]
+    put(index, *(doc(i, retention_until=date(2021, 1, 1)) for i in due))
+    pages = list(stream_retention_due(index, date(2022, 1, 1), page_size=10))
+    assert [len(p.ids) for p in pages] == [10, 10, 5]
+    assert [i for p in pages for i in p.ids] == due
+    # a hold placed while streaming takes the document out of later pages
+    first = index.retention_due(date(2022, 1, 1), limit=10)
+    put(index, doc("d020", retention_until=date(2021, 1, 1), on_hold=True))
+    rest = index.retention_due(date(2022, 1, 1), after=first.next_after, limit=100)
+    assert "d020" not in rest.ids and rest.ids[0] == "d010"
+
+
+@pytest.mark.parametrize("limit", [0, 10_001])
+def test_retention_page_size_outside_1_to_10000_is_refused(index: Index, limit: int) -> None:
+    with pytest.raises(InvalidQueryError):
+        index.retention_due(date(2025, 1, 1), limit=limit)
+
+
+def test_digests_identify_the_indexed_content(index: Index) -> None:
+    a, b = doc("a"), doc("b", title="Ander")
+    put(index, a, b)
+    assert list(index.digests()) == [("a", document_digest(a)), ("b", document_digest(b))]
+    put(index, replace(a, title="Gewijzigd"))
+    assert dict(index.digests())["a"] == document_digest(replace(a, title="Gewijzigd"))
+
+
+def test_retention_pages_keep_id_order_when_ids_share_long_prefixes(index: Index) -> None:
+    due = sorted(
+        [f"aip-0000-{c}" for c in "zyxwvutsrq"] + [f"aip-0001-{i}" for i in range(5)] + ["b", "a9"]
+    )
+    put(index, *(doc(i, retention_until=date(2021, 1, 1)) for i in due))
+    for size in (1, 3, 4, 7):
+        pages = list(stream_retention_due(index, date(2022, 1, 1), page_size=size))
+        assert [i for p in pages for i in p.ids] == due, size
+    assert list(index.ids()) == due
+
+
+def test_cursor_pages_across_groups_of_equal_times(index: Index) -> None:
+    times = {"a": 9, "b": 9, "c": 9, "d": 9, "e": 5, "f": 5, "g": 1}
+    put(index, *(doc(i, seconds=s) for i, s in times.items()))
+    expected = ["a", "b", "c", "d", "e", "f", "g"]
+    for limit in (1, 2, 3, 4, 5):
+        assert all_pages(index, Query(limit=limit)) == expected, limit
