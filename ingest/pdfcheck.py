@@ -11,17 +11,30 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from dataclasses import dataclass
 
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, PdfObject
+from pypdf import PageObject, PdfReader
+from pypdf.errors import LimitReachedError, PyPdfError
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    IndirectObject,
+    NameObject,
+    PdfObject,
+    StreamObject,
+)
 
 from ingest.errors import FieldProblem, InvalidSubmissionError
 
 _ACTIVE_ACTIONS = {"/JavaScript", "/Launch", "/ImportData", "/Rendition", "/SubmitForm"}
 _MAX_VISITS = 200_000
 _MAX_TEXT_CHARS = 2_000_000
+_MAX_CONTENT_BYTES = 1_000_000
+"""Decoded content stream size above which a page is not read for text."""
+_TEXT_SECONDS = 10.0
+_BOMB_MIN_BYTES = 16_000_000
+_BOMB_RATIO = 100
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +108,63 @@ def _refuse_active_content(reader: PdfReader) -> None:
             continue
 
 
+def _decoded_size(stream: PdfObject) -> tuple[int, int]:
+    """(decoded, encoded) sizes of a stream; rejects streams that inflate beyond limits."""
+    obj = stream.get_object() if isinstance(stream, IndirectObject) else stream
+    if not isinstance(obj, StreamObject):
+        return 0, 0
+    encoded = len(obj._data)
+    try:
+        decoded = len(obj.get_data())
+    except LimitReachedError as exc:
+        raise _reject("a stream of the PDF inflates beyond limits (decompression bomb)") from exc
+    if decoded > _BOMB_MIN_BYTES and decoded > _BOMB_RATIO * max(encoded, 1):
+        raise _reject("a stream of the PDF inflates beyond limits (decompression bomb)")
+    return decoded, encoded
+
+
+def _content_size(page: PageObject) -> int:
+    """Decoded size of what text extraction would interpret: contents and form XObjects."""
+    total = 0
+    contents = page.get("/Contents")
+    streams: list[PdfObject] = []
+    if contents is not None:
+        resolved = contents.get_object()
+        streams.extend(resolved if isinstance(resolved, ArrayObject) else [contents])
+    resources = page.get("/Resources")
+    resources = resources.get_object() if resources is not None else None
+    if isinstance(resources, DictionaryObject):
+        xobjects = resources.get("/XObject")
+        xobjects = xobjects.get_object() if xobjects is not None else None
+        if isinstance(xobjects, DictionaryObject):
+            for value in list(xobjects.values())[:1000]:
+                target = value.get_object()
+                if isinstance(target, StreamObject) and target.get("/Subtype") == "/Form":
+                    streams.append(target)
+    for stream in streams[:1000]:
+        total += _decoded_size(stream)[0]
+    return total
+
+
 def _extract_text(reader: PdfReader) -> str:
+    # Text extraction interprets content streams in pure Python (seconds per MB), and a
+    # few KB of Flate can inflate to many MB: pages with oversized content streams are not
+    # read for text, and extraction stops at a time budget. pypdf itself caps inflation.
     parts: list[str] = []
     total = 0
+    deadline = time.monotonic() + _TEXT_SECONDS
     for number, page in enumerate(reader.pages, start=1):
+        if time.monotonic() > deadline:
+            log.warning("text extraction stopped at page %d: time budget spent", number)
+            break
         try:
+            size = _content_size(page)
+            if size > _MAX_CONTENT_BYTES:
+                log.warning("no text from page %d: content stream of %d bytes", number, size)
+                continue
             text = page.extract_text() or ""
+        except InvalidSubmissionError:
+            raise
         except Exception as exc:
             log.warning("no text from page %d: %s", number, exc)
             continue

@@ -26,6 +26,16 @@ from ingest.errors import (
     InvalidSubmissionError,
 )
 from kluis.auth import AuthenticationError, ForbiddenError
+from kluis.errors import (
+    ApiError,
+    AuditUnavailableError,
+    BadRequestError,
+    DigestMismatchError,
+    PayloadTooLargeError,
+    RangeNotSatisfiableError,
+    RateLimitedError,
+    UnsupportedMediaTypeError,
+)
 from retention.errors import InvalidSelectionListError, RetentionError
 from search.errors import IndexUnavailableError, InvalidQueryError, SearchError
 from signing.errors import KeySourceError, SigningError
@@ -56,6 +66,13 @@ PROBLEMS: dict[type[Exception], Problem] = {
     IndexUnavailableError: Problem(503, "index-unavailable", "Search index unavailable", 75, 5),
     KeySourceError: Problem(503, "signer-unavailable", "Signing key unavailable", 75, 30),
     AuthenticationError: Problem(401, "unauthenticated", "Authentication required", 77),
+    BadRequestError: Problem(400, "bad-request", "The request is not valid", 2),
+    DigestMismatchError: Problem(400, "digest-mismatch", "Content-Digest does not match", 2),
+    PayloadTooLargeError: Problem(413, "too-large", "The request is too large", 2),
+    UnsupportedMediaTypeError: Problem(415, "unsupported-media-type", "Unsupported type", 2),
+    RangeNotSatisfiableError: Problem(416, "range-not-satisfiable", "Range not satisfiable", 2),
+    RateLimitedError: Problem(429, "rate-limited", "Too many requests", 75, 1),
+    AuditUnavailableError: Problem(503, "audit-unavailable", "Access log unavailable", 75, 5),
     ForbiddenError: Problem(403, "forbidden", "Not allowed", 77),
     InvalidSelectionListError: Problem(500, "configuration", "Invalid configuration", 78),
     IntegrityError: Problem(500, "integrity", "Stored data failed its integrity check", 1),
@@ -71,6 +88,7 @@ DOMAIN_ROOTS: tuple[type[Exception], ...] = (
     RetentionError,
     AuthenticationError,
     ForbiddenError,
+    ApiError,
 )
 """Every error Kluis raises on purpose derives from one of these."""
 
@@ -92,3 +110,9 @@ def problem_extensions(exc: BaseException) -> dict[str, object]:
     if isinstance(exc, ObjectLockedError) and exc.retain_until is not None:
         return {"retain_until": exc.retain_until.isoformat()}
     return {}
+
+
+def retry_after(exc: BaseException, problem: Problem) -> int | None:
+    """Seconds for ``Retry-After``: the error's own figure when it has one."""
+    own = getattr(exc, "retry_after", None)
+    return own if isinstance(own, int) and own > 0 else problem.retry_after

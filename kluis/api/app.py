@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
+from kluis.api.edge import EdgeMiddleware, RateLimiter
 from kluis.api.problems import install_problem_handlers
 from kluis.api.routers import agency, archivist, health, loket
+from kluis.audit import AuditLog
+from kluis.observability import Metrics
 from kluis.settings import KluisSettings
 from kluis.wiring import build_services, build_verifier
 
@@ -16,6 +20,7 @@ from kluis.wiring import build_services, build_verifier
 def create_app(settings: KluisSettings | None = None, *, run_indexer: bool = True) -> FastAPI:
     """Build the app; backends open in the lifespan and close on shutdown."""
     settings = settings or KluisSettings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -23,6 +28,7 @@ def create_app(settings: KluisSettings | None = None, *, run_indexer: bool = Tru
         if run_indexer:
             services.index.start_indexer()
         app.state.services = services
+        app.state.audit = AuditLog(services.storage)
         app.state.verifier = build_verifier(settings)
         try:
             yield
@@ -34,8 +40,60 @@ def create_app(settings: KluisSettings | None = None, *, run_indexer: bool = Tru
         version="0.1.0",
         summary="Government digital archive: agencies deposit, people read their own documents.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.development else None,
+        redoc_url=None,
+    )
+    app.state.metrics = metrics
+    app.state.rate_limiter = RateLimiter(
+        rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
     )
     install_problem_handlers(app)
     for router in (health.router, agency.router, loket.router, archivist.router):
         app.include_router(router)
+    app.add_middleware(EdgeMiddleware, metrics=metrics, max_body=settings.max_request_bytes)
+    _document_problems(app)
     return app
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "correlation_id": {"type": "string"},
+    },
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Every error answer is ``application/problem+json``: say so in the OpenAPI document."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, response in list(responses.items()):
+                    if status[0] in "45":
+                        response["content"] = problem
+                        if status == "422":
+                            response["description"] = "The request is not valid"
+                responses["default"] = {"description": "A problem", "content": problem}
+        schemas = schema["components"]["schemas"]
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

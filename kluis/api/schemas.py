@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,11 +13,14 @@ class DocumentMetadataIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    owner: str = Field(description="National register number or enterprise number")
-    type: str = Field(description="Document type code from the selection list")
-    title: str
+    owner: str = Field(max_length=32, description="National register number or enterprise number")
+    type: str = Field(max_length=64, description="Document type code from the selection list")
+    title: str = Field(max_length=500)
     ref: str | None = Field(
-        default=None, description="The agency's reference; defaults to the Idempotency-Key"
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The agency's reference; defaults to the Idempotency-Key",
     )
     issued_on: date | None = None
 
@@ -58,6 +62,56 @@ class DocumentDetail(DocumentSummary):
     size: int
     signature: SignatureOut
     retention_until: date | None
+    signature_report: dict[str, Any] | None = Field(
+        default=None, description="Validation of the PDF's signatures, checked on this read"
+    )
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    ref: str | None
+    status: int = Field(description="201 created, 200 replayed, else the problem's status")
+    receipt: ReceiptOut | None = None
+    problem: dict[str, Any] | None = None
+
+
+class BatchResult(BaseModel):
+    items: list[BatchItemResult]
+
+
+class AccessLogEntry(BaseModel):
+    at: datetime
+    action: str
+    document_id: str
+    actor_role: str = Field(description="owner (you), agency or archivist")
+    actor: str
+    client_id: str | None
+
+
+class AccessLogPage(BaseModel):
+    items: list[AccessLogEntry]
+    next_cursor: str | None
+
+
+class EventOut(BaseModel):
+    id: str
+    type: str
+    at: datetime
+    outcome: str
+    detail: str
+    agents: list[str]
+
+
+class ArchiveDocumentDetail(DocumentDetail):
+    agency_ref: str
+    owner_kind: str
+    events: list[EventOut] = Field(description="PREMIS events from the package")
+    reads: list[AccessLogEntry] = Field(description="Recorded reads of this document")
+
+
+class AuditPage(BaseModel):
+    items: list[AccessLogEntry]
+    next_cursor: str | None
 
 
 class ArchiveSearchPage(DocumentPage):

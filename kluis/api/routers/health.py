@@ -1,11 +1,13 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and metrics (no authentication; no personal data)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kluis.api.deps import ServicesDep
+from kluis.observability import Metrics
 from search.model import Query
 
 router = APIRouter(tags=["health"])
@@ -13,11 +15,16 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
+    """The process is alive."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={503: {"description": "A backend is down", "content": {"application/json": {}}}},
+)
 def readyz(services: ServicesDep) -> JSONResponse:
+    """Storage and index answer; 503 with ``Retry-After`` when one does not."""
     checks: dict[str, str] = {}
     try:
         services.storage.exists("readyz-probe")
@@ -33,4 +40,12 @@ def readyz(services: ServicesDep) -> JSONResponse:
     return JSONResponse(
         {"status": "ready" if ready else "not-ready", "checks": checks},
         status_code=200 if ready else 503,
+        headers={} if ready else {"Retry-After": "5"},
     )
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition: requests, latencies, errors, ingests."""
+    registry: Metrics = request.app.state.metrics
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

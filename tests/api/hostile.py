@@ -1,0 +1,45 @@
+"""Hostile PDFs for the API tests: decompression bombs in content streams."""
+
+from __future__ import annotations
+
+import zlib
+
+from tests.support import pdfs
+
+
+def content_bomb(decompressed_mb: int = 60) -> bytes:
+    """A one-page PDF whose content stream inflates to ``decompressed_mb`` MB of text ops."""
+    unit = b"BT (a) Tj ET\n"
+    body = unit * (decompressed_mb * 1024 * 1024 // len(unit))
+    packed = zlib.compress(body, 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+        f"<< /Length {len(packed)} /Filter /FlateDecode >>".encode()
+        + b"\nstream\n"
+        + packed
+        + b"\nendstream",
+    ]
+    return pdfs._assemble(objects)
+
+
+def zeros_bomb(decompressed_mb: int = 500) -> bytes:
+    """A content stream of zeros: tiny compressed, enormous inflated."""
+    comp = zlib.compressobj(9)
+    chunk = b"\0" * (1 << 20)
+    packed = b"".join(comp.compress(chunk) for _ in range(decompressed_mb)) + comp.flush()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+        f"<< /Length {len(packed)} /Filter /FlateDecode >>".encode()
+        + b"\nstream\n"
+        + packed
+        + b"\nendstream",
+    ]
+    return pdfs._assemble(objects)
