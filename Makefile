@@ -4,15 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 EARK_VENV := .venv-eark
 BIN := $(VENV)/bin
-# Debian packages the tests use: pdfsig (independent signature check), certutil (its NSS db).
-DEB_TEST_PACKAGES := poppler-utils libnss3-tools
+# Debian packages the tests use: pdfsig (independent signature check), certutil (its NSS db),
+# SoftHSM2 (the PKCS#11 key source; the tests initialise their own token in a temp dir).
+DEB_TEST_PACKAGES := poppler-utils libnss3-tools softhsm2
 
-.PHONY: run test install install-test deb-test-packages check pytest clean
+.PHONY: run test install install-test deb-test-packages check pytest pytest-s3 clean
 
 run: install
 	$(BIN)/kluis serve
 
-test: install-test check pytest
+test: install-test check pytest-s3
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -37,6 +38,7 @@ deb-test-packages:
 	@missing=""; \
 	command -v pdfsig >/dev/null || missing="$$missing poppler-utils"; \
 	command -v certutil >/dev/null || missing="$$missing libnss3-tools"; \
+	command -v softhsm2-util >/dev/null || missing="$$missing softhsm2"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -50,6 +52,17 @@ check:
 
 pytest:
 	$(BIN)/pytest
+
+# Ceph RGW for the S3 tests (deploy/ceph/start.sh installs the Debian packages if missing): a
+# fresh memstore cluster, stopped and wiped afterwards even when pytest fails. With
+# KLUIS_REQUIRE_BACKENDS=fs,s3 a missing S3 server fails the tests instead of skipping them.
+CEPH_ENV := S3_DATA_DIR=/tmp/kluis-ceph CEPH_OBJECTSTORE=memstore S3_PYTHON=$(BIN)/python
+pytest-s3:
+	@set -eo pipefail; \
+	trap '$(CEPH_ENV) S3_WIPE=1 bash deploy/ceph/stop.sh' EXIT; \
+	endpoint=$$($(CEPH_ENV) bash deploy/ceph/start.sh | tail -n 1); \
+	echo "S3 (Ceph RGW) at $$endpoint"; \
+	KLUIS_TEST_S3_ENDPOINT=$$endpoint KLUIS_REQUIRE_BACKENDS=fs,s3 $(BIN)/pytest
 
 clean:
 	rm -rf $(VENV) $(EARK_VENV) var .mypy_cache .ruff_cache .pytest_cache

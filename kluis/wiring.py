@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from archive.storage.base import Storage
 from archive.storage.fs import FsStorage
+from archive.storage.s3 import S3Storage
 from archive.store import AipStore
 from ingest.idempotency import ClaimLedger
 from ingest.pipeline import IngestLimits, Ingestor
@@ -14,9 +16,11 @@ from kluis.auth import TokenVerifier
 from kluis.local_secrets import ensure_random_secret
 from kluis.settings import KluisSettings
 from retention.selection_list import SelectionList, load_selection_list
+from search.opensearch import OpenSearchIndex, connect
 from search.projection import OwnerKeyer
 from search.tantivy_index import TantivyIndex
 from signing.devpki import ensure_dev_pki
+from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource, read_certificates
 from signing.pades import PadesSigner
 from signing.policy import SigningPolicy
 
@@ -29,7 +33,7 @@ class Services:
     storage: Storage
     store: AipStore
     ledger: ClaimLedger
-    index: TantivyIndex
+    index: TantivyIndex | OpenSearchIndex
     keyer: OwnerKeyer
     signer: PadesSigner
     trust_roots: tuple[bytes, ...]
@@ -43,10 +47,31 @@ class Services:
 
 
 def build_storage(settings: KluisSettings) -> Storage:
+    if settings.storage == "s3" and settings.s3 is not None:
+        s3 = settings.s3
+        return S3Storage(
+            s3.endpoint,
+            s3.access_key,
+            s3.secret_key.get_secret_value(),
+            s3.bucket,
+            region=s3.region,
+            secure=s3.secure,
+            guard_bucket=s3.guard_bucket,
+            guard_timeout=timedelta(seconds=s3.guard_timeout_seconds),
+        )
     return FsStorage(settings.data_dir / "storage")
 
 
-def build_index(settings: KluisSettings) -> TantivyIndex:
+def build_index(settings: KluisSettings) -> TantivyIndex | OpenSearchIndex:
+    if settings.index == "opensearch":
+        cfg = settings.opensearch
+        client = connect(
+            cfg.url,
+            username=cfg.username,
+            password=cfg.password.get_secret_value() if cfg.password else None,
+            verify_certs=cfg.verify_certs,
+        )
+        return OpenSearchIndex(client, cfg.alias, replicas=cfg.replicas)
     return TantivyIndex(settings.data_dir / "index")
 
 
@@ -60,11 +85,38 @@ def dev_pki_dir(data_dir: Path) -> Path:
     return data_dir / "dev-pki"
 
 
+def build_key_source(settings: KluisSettings) -> tuple[KeySource, tuple[bytes, ...]]:
+    """The sealing key source named by the settings, and the validation trust roots."""
+    roots: tuple[bytes, ...] = ()
+    for path in settings.trust_roots:
+        roots += read_certificates(path)
+    if settings.signer == "pkcs12" and settings.pkcs12 is not None:
+        secret = settings.pkcs12.passphrase
+        return Pkcs12KeySource(
+            settings.pkcs12.path, secret.get_secret_value().encode() if secret else None
+        ), roots
+    if settings.signer == "pkcs11" and settings.pkcs11 is not None:
+        p11 = settings.pkcs11
+        return Pkcs11KeySource(
+            p11.module,
+            p11.token_label,
+            p11.key_label,
+            p11.pin.get_secret_value(),
+            cert_label=p11.cert_label,
+        ), roots
+    pki = ensure_dev_pki(dev_pki_dir(settings.data_dir))
+    return pki.key_source(), pki.trust_roots() + roots
+
+
 def build_services(settings: KluisSettings) -> Services:
     """Open every backend named by the settings (embedded defaults under data_dir)."""
     selection = load_selection_list(settings.selection_list)
-    pki = ensure_dev_pki(dev_pki_dir(settings.data_dir))
-    signer = PadesSigner(SigningPolicy(), pki.key_source())
+    keys, trust_roots = build_key_source(settings)
+    signer = PadesSigner(
+        SigningPolicy(level=settings.signing_level, tsa_url=settings.tsa_url),
+        keys,
+        trust_roots=trust_roots,
+    )
     storage = build_storage(settings)
     store = AipStore(storage)
     ledger = ClaimLedger(storage)
@@ -88,7 +140,7 @@ def build_services(settings: KluisSettings) -> Services:
         index=index,
         keyer=keyer,
         signer=signer,
-        trust_roots=pki.trust_roots(),
+        trust_roots=trust_roots,
         selection=selection,
         ingestor=ingestor,
     )
@@ -97,6 +149,8 @@ def build_services(settings: KluisSettings) -> Services:
 def build_verifier(settings: KluisSettings) -> TokenVerifier:
     return TokenVerifier.from_sources(
         jwks_file=settings.auth.jwks_file,
+        jwks_url=settings.auth.jwks_url,
+        jwks_ttl=settings.auth.jwks_cache_seconds,
         dev_data_dir=settings.data_dir if settings.development else None,
         issuer=settings.auth.issuer,
         audience=settings.auth.audience,

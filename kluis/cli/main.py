@@ -68,7 +68,10 @@ def serve(
         port = port or settings.port
         out.print(f"Kluis ({settings.mode}) on http://{host}:{port}")
         out.print(f"OpenAPI docs: http://{host}:{port}/docs")
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        from kluis.observability import configure_logging
+
+        configure_logging()  # one JSON line per record, with the request id
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command()
@@ -175,11 +178,15 @@ def search(
 def get(
     aip_id: Annotated[str, typer.Argument(help="Package id")],
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the PDF here")] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="Version N (1 = first); default: the newest")
+    ] = None,
 ) -> None:
     """Print a package's metadata, or write its signed PDF with --out."""
     with cli_errors():
         services = _open()
         try:
+            aip_id = services.store.resolve(aip_id, version)
             manifest = services.store.manifest(aip_id)
             if out_file is not None:
                 with services.store.open_file(aip_id, manifest.pdf_path) as src:
@@ -228,10 +235,83 @@ def verify(aip_id: Annotated[str, typer.Argument(help="Package id")]) -> None:
 
 
 @app.command()
-def reindex() -> None:
-    """Rebuild the search index from storage alone."""
+def fixity(
+    sample: Annotated[
+        int | None, typer.Option(min=1, help="Check N packages picked at random (default: all)")
+    ] = None,
+    aip_id: Annotated[str | None, typer.Option("--aip", help="Check only this package")] = None,
+) -> None:
+    """Stream packages, recompute SHA-256 against the METS, record a PREMIS fixity event.
+
+    Prints one JSON line per package; exits 1 when any file is corrupt or missing.
+    """
+    import random
+    import uuid
+
+    from archive.events import EventLog, check_fixity
+
     with cli_errors():
         services = _open()
+        bad = 0
+        try:
+            ids = [aip_id] if aip_id else list(services.store.aip_ids())
+            if sample is not None and sample < len(ids):
+                ids = random.SystemRandom().sample(ids, sample)
+            log = EventLog(services.storage)
+            for one in ids:
+                outcome = check_fixity(
+                    services.store,
+                    log,
+                    services.storage,
+                    one,
+                    new_id=lambda: str(uuid.uuid4()),
+                )
+                bad += not outcome.report.ok
+                line = {**outcome.report.to_dict(), "event": outcome.record_key}
+                if not outcome.report.ok:
+                    line = {k: v for k, v in line.items() if k != "files"}
+                    line["problems"] = [
+                        {
+                            "path": f.path,
+                            "status": f.status,
+                            "expected": f.expected_sha256,
+                            "actual": f.actual_sha256,
+                        }
+                        for f in outcome.report.problems
+                    ]
+                    Console(stderr=True).print(
+                        f"[red]CORRUPT[/red] {one}: "
+                        + ", ".join(f"{f.path} {f.status}" for f in outcome.report.problems)
+                    )
+                print(json.dumps(line))
+        finally:
+            services.close()
+        if bad:
+            raise typer.Exit(1)
+
+
+@app.command()
+def reindex(
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ignore the checkpoint of an interrupted run")
+    ] = False,
+    read_workers: Annotated[int, typer.Option(min=1, help="Threads reading packages")] = 2,
+    swap: Annotated[
+        bool,
+        typer.Option(
+            "--swap", help="OpenSearch: build a new index, then move the alias (no resume)"
+        ),
+    ] = False,
+) -> None:
+    """Rebuild the search index from storage alone (resumes an interrupted run)."""
+    from search.opensearch import OpenSearchIndex
+    from search.reindex import projected
+
+    with cli_errors():
+        services = _open()
+        checkpoint = services.settings.data_dir / "reindex.checkpoint"
+        if fresh:
+            checkpoint.unlink(missing_ok=True)
         try:
             with Progress(
                 TextColumn("reindex"),
@@ -241,16 +321,80 @@ def reindex() -> None:
                 console=Console(stderr=True),
             ) as progress:
                 task = progress.add_task("reindex", total=None)
+                if swap and isinstance(services.index, OpenSearchIndex):
+                    ids = sorted(services.store.aip_ids())
+                    progress.update(task, total=len(ids))
+                    count = services.index.rebuild(
+                        projected(services.store, services.keyer, ids, read_workers=read_workers),
+                        progress=lambda n: progress.update(task, completed=n),
+                    )
+                    out.print(f"indexed {count} packages into a new index; alias swapped")
+                    return
                 stats = reindex_all(
                     services.store,
                     services.index,
                     services.keyer,
                     progress=lambda n: progress.update(task, completed=n),
+                    on_total=lambda total, done: progress.update(task, total=total, completed=done),
+                    batch_size=2000,
+                    checkpoint=checkpoint,
+                    read_workers=read_workers,
                 )
             services.index.refresh()
         finally:
             services.close()
-        out.print(f"indexed {stats.indexed} packages, removed {stats.removed} stale entries")
+        resumed = f" (resumed after {stats.resumed_after})" if stats.resumed_after else ""
+        out.print(
+            f"indexed {stats.indexed} packages{resumed}, removed {stats.removed} stale entries"
+        )
+
+
+@app.command("reconcile-index")
+def reconcile_index_command(
+    check_only: Annotated[
+        bool, typer.Option("--check", help="Report drift without repairing it")
+    ] = False,
+    read_workers: Annotated[int, typer.Option(min=1, help="Threads reading packages")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Prove index == storage (count and digest per id range) and repair the drift.
+
+    Exits 1 when drift remains (with --check: when there is any)."""
+    from search.reconcile import reconcile_index
+
+    with cli_errors():
+        services = _open()
+        try:
+            report = reconcile_index(
+                services.store,
+                services.index,
+                services.keyer,
+                repair=not check_only,
+                read_workers=read_workers,
+                progress=lambda line: Console(stderr=True).print(line),
+            )
+        finally:
+            services.close()
+        body = {
+            "ranges": report.ranges,
+            "drifted_ranges": list(report.drifted_ranges),
+            "missing": list(report.missing),
+            "corrupt": list(report.corrupt),
+            "stale": list(report.stale),
+            "repaired": not check_only and not report.in_sync,
+            "verified": report.verified,
+        }
+        if as_json:
+            print(json.dumps(body))
+        else:
+            state = "in sync" if report.verified else "NOT in sync"
+            out.print(
+                f"{report.ranges} id ranges, {len(report.drifted_ranges)} drifted: "
+                f"{len(report.missing)} missing, {len(report.corrupt)} corrupt, "
+                f"{len(report.stale)} stale; {state}"
+            )
+        if not report.verified:
+            raise typer.Exit(1)
 
 
 @app.command()

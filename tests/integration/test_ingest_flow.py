@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,26 +69,6 @@ def test_same_ref_other_bytes_is_a_conflict(services: Services, pdf: bytes) -> N
     with pytest.raises(IdempotencyConflictError, match="R1"):
         services.ingestor.ingest(submission(), pdfs.make_pdf(["Een ander document"]))
     assert all_keys(services.storage) == keys
-
-
-def test_racing_retries_make_one_package(services: Services, pdf: bytes) -> None:
-    receipts = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            receipts.append(services.ingestor.ingest(submission(agency_ref="RACE"), pdf).receipt)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert len({r.aip_id for r in receipts}) == 1
-    assert len(list(services.store.aip_ids())) == 1
 
 
 HOSTILE: dict[str, tuple[Callable[[], bytes], dict[str, object], str]] = {
