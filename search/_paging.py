@@ -27,11 +27,14 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 
 from search.errors import InvalidQueryError
 from search.model import Query
 
 MIN_LIMIT = 1
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2200, 12, 31)
 MAX_LIMIT = 100
 MAX_RELEVANCE_WINDOW = 10_000
 """Relevance paging is offset-based; deeper pages are refused (as OpenSearch's
@@ -88,6 +91,11 @@ def check_query(query: Query) -> None:
             raise InvalidQueryError(f"unknown facet {facet!r}")
     if query.issued_from and query.issued_to and query.issued_from > query.issued_to:
         raise InvalidQueryError("issued_from is after issued_to")
+    for bound in (query.issued_from, query.issued_to):
+        # Engines store dates in bounded ranges (tantivy fails on, say, the year 1316):
+        # refuse what no archived document can have instead of failing as "unavailable".
+        if bound is not None and not EARLIEST_DATE <= bound <= LATEST_DATE:
+            raise InvalidQueryError(f"dates must lie between {EARLIEST_DATE} and {LATEST_DATE}")
 
 
 MAX_RETENTION_PAGE = 10_000

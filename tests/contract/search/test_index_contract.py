@@ -270,6 +270,17 @@ def test_limit_outside_1_to_100_is_refused(index: Index, limit: int) -> None:
         index.search(Query(limit=limit))
 
 
+@pytest.mark.parametrize(
+    "dates",
+    [{"issued_from": date(1316, 1, 1)}, {"issued_to": date(9999, 12, 31)}],
+)
+def test_dates_no_document_can_have_are_an_invalid_query(
+    index: Index, dates: dict[str, date]
+) -> None:
+    with pytest.raises(InvalidQueryError):
+        index.search(Query(**dates))  # type: ignore[arg-type]
+
+
 def test_limits_1_and_100_are_accepted(index: Index) -> None:
     put(index, doc("1", 1), doc("2", 2))
     assert len(index.search(Query(limit=1)).hits) == 1
