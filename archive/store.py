@@ -35,10 +35,11 @@ import hashlib
 import io
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from archive import layout
+from archive.descriptive import read_descriptive
 from archive.errors import (
     IntegrityError,
     InvalidPackageError,
@@ -49,12 +50,25 @@ from archive.errors import (
 )
 from archive.fixity import FileCheck, FixityReport, FixityStatus, hash_stream
 from archive.mets import RootMets
-from archive.model import AipManifest, BuiltPackage, FileEntry
+from archive.model import AipManifest, BuiltPackage, FileEntry, IndexRecord
 from archive.reader import check_bytes, read_manifest, read_root
 from archive.storage.base import Storage
 from archive.xml import DEFAULT_MAX_BYTES
 
 __all__ = ["AipStore"]
+
+
+VERSION_CLAIM_GRACE = timedelta(minutes=10)
+"""How long a claimed but uncommitted version blocks the next one (its writer may be alive)."""
+
+
+def _parse_version_claim(raw: bytes) -> tuple[str, datetime]:
+    """A version claim is ``<aip id>\\n<claimed at, ISO 8601>``."""
+    aip_id, _, claimed_at = raw.decode().partition("\n")
+    try:
+        return aip_id, datetime.fromisoformat(claimed_at)
+    except ValueError:
+        return aip_id, datetime.min.replace(tzinfo=UTC)
 
 
 def _utcnow() -> datetime:
@@ -222,12 +236,16 @@ class AipStore:
         raise InvalidPackageError(aip_id, "the version chain does not end")
 
     def _version_claims(self, document_id: str) -> list[tuple[int, str]]:
+        return [(n, aip_id) for n, aip_id, _ in self._version_claims_dated(document_id)]
+
+    def _version_claims_dated(self, document_id: str) -> list[tuple[int, str, datetime]]:
         claims = []
         for key in self._storage.keys(f"versions/{document_id}/"):
             number = key.rsplit("/", 1)[1]
             if number.isdigit():
                 with self._storage.open(key) as stream:
-                    claims.append((int(number), stream.read(200).decode()))
+                    aip_id, claimed_at = _parse_version_claim(stream.read(200))
+                claims.append((int(number), aip_id, claimed_at))
         return sorted(claims)
 
     def versions(self, document_id: str) -> list[str]:
@@ -275,12 +293,20 @@ class AipStore:
         if previous is None:
             raise InvalidPackageError(pkg.aip_id, "a new version must name its predecessor")
         document_id = self.document_of(previous)
-        claims = self._version_claims(document_id)
-        committed = [document_id] + [a for _, a in claims if self.is_committed(a)]
+        claims = self._version_claims_dated(document_id)
+        if claims:
+            # The newest claim may belong to a writer still storing its package: building on
+            # the version before it would fork the chain. Only a claim older than the grace
+            # period, whose writer must have died, is skipped.
+            top, top_aip, claimed_at = claims[-1]
+            fresh = self._clock() - claimed_at < VERSION_CLAIM_GRACE
+            if fresh and not self.is_committed(top_aip):
+                raise ObjectExistsError(f"versions/{document_id}/{top:06d}: being written")
+        committed = [document_id] + [a for _, a, _ in claims if self.is_committed(a)]
         if committed[-1] != previous:
             raise ObjectExistsError(f"versions/{document_id}: {previous} is not the newest")
         number = (claims[-1][0] if claims else 1) + 1
-        claim = pkg.aip_id.encode()
+        claim = f"{pkg.aip_id}\n{self._clock().isoformat()}".encode()
         self._storage.put(
             f"versions/{document_id}/{number:06d}",
             io.BytesIO(claim),
@@ -290,6 +316,65 @@ class AipStore:
             retain_until=retain_until,
         )
         return self.commit(pkg, retain_until=retain_until), number
+
+    # -- projection (reindex, reconcile) -------------------------------------------------------
+    #
+    # Document-level reads for the search index: one entry per document, keyed by its first
+    # package's id, carrying the newest version's content. ``index_record`` parses the newest
+    # root METS once and skips PREMIS; everything it returns is hash-checked as elsewhere.
+
+    def document_ids(self) -> Iterator[str]:
+        """Ids of committed documents (first versions, not successors), in key order.
+
+        A successor is an AIP named by a version claim (``versions/<document id>/<n>``);
+        :meth:`commit_version` claims before it writes, so every committed successor has one.
+
+        Raises:
+            StorageUnavailableError.
+        """
+        successors = self._successor_ids()
+        for aip_id in self.aip_ids():
+            if aip_id not in successors:
+                yield aip_id
+
+    def _successor_ids(self) -> set[str]:
+        found = set()
+        for key in self._storage.keys("versions/"):
+            parts = key.split("/")
+            if len(parts) == 3 and parts[2].isdigit():
+                with self._storage.open(key) as stream:
+                    found.add(_parse_version_claim(stream.read(200))[0])
+        return found
+
+    def index_record(self, document_id: str) -> IndexRecord:
+        """The newest version's descriptive metadata and text, with the document's creation
+        time: its root METS is read and parsed once; PREMIS is not read.
+
+        Raises:
+            PackageNotFoundError: no committed document has this id.
+            IntegrityError: the descriptive metadata or the text differs from what the root
+                METS lists.
+            InvalidPackageError, HostileXmlError, StorageUnavailableError.
+        """
+        aip_id = document_id
+        # Version numbers start at 2 and are claimed in order: without claim 2 there are no
+        # versions, and one stat spares listing ``versions/`` for every unversioned document.
+        if self._storage.exists(f"versions/{document_id}/{2:06d}"):
+            aip_id = self.resolve(document_id)
+        _, root = self._root(aip_id)
+        created_at = root.created_at
+        if aip_id != document_id:
+            created_at = self._root(document_id)[1].created_at
+        descriptive = self._read_listed(aip_id, root.descriptive)
+        path = root.representations[layout.REP_TEXT][0]
+        entry = next(f for f in root.files if f.path == path)
+        return IndexRecord(
+            document_id=document_id,
+            aip_id=aip_id,
+            metadata=read_descriptive(descriptive, aip_id=aip_id),
+            created_at=created_at,
+            text=self._text(aip_id, entry),
+        )
 
     # -- listing ------------------------------------------------------------------------------
 
@@ -398,17 +483,18 @@ class AipStore:
         """
         _, root = self._root(aip_id)
         path = root.representations[layout.REP_TEXT][0]
-        entry = next(f for f in root.files if f.path == path)
-        key = layout.aip_key(aip_id, path)
+        return self._text(aip_id, next(f for f in root.files if f.path == path))
+
+    def _text(self, aip_id: str, entry: FileEntry) -> str:
         try:
-            with self._storage.open(key) as stream:
+            with self._storage.open(layout.aip_key(aip_id, entry.path)) as stream:
                 data = check_bytes(aip_id, entry, stream.read())
         except ObjectNotFoundError as exc:
-            raise InvalidPackageError(aip_id, f"{path} is listed but missing") from exc
+            raise InvalidPackageError(aip_id, f"{entry.path} is listed but missing") from exc
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidPackageError(aip_id, f"{path} is not UTF-8") from exc
+            raise InvalidPackageError(aip_id, f"{entry.path} is not UTF-8") from exc
 
     def verify(self, aip_id: str) -> FixityReport:
         """Stream every listed file and compare size and SHA-256 with the root METS.

@@ -4,6 +4,8 @@ change; readers get the newest by default and any older one on request (fs and s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from archive.model import BuiltPackage, PackageInput, PremisEvent
 from archive.package import build_aip
 from archive.storage.base import Storage
 from archive.storage.fs import FsStorage
-from archive.store import AipStore
+from archive.store import VERSION_CLAIM_GRACE, AipStore
 from tests.support.s3 import s3_server
 
 
@@ -100,3 +102,28 @@ def test_racing_new_versions_make_one(
         t.join()
     assert len(won) == 1 and len(lost) == 3
     assert vstore.versions(pkg.aip_id) == [pkg.aip_id, won[0]]
+
+
+def test_a_claimed_version_blocks_the_next_until_its_writer_must_be_dead(
+    tmp_path: Path, inp: PackageInput, pkg: BuiltPackage
+) -> None:
+    now = [datetime(2030, 1, 1, tzinfo=UTC)]
+    storage = FsStorage(tmp_path / "store")
+    store = AipStore(storage, clock=lambda: now[0])
+    store.commit(pkg)
+    # A writer claimed version 2 and died before storing its package.
+    dead = f"{uuid.uuid4()}\n{now[0].isoformat()}".encode()
+    storage.put(
+        f"versions/{pkg.aip_id}/000002",
+        io.BytesIO(dead),
+        size=len(dead),
+        sha256=hashlib.sha256(dead).hexdigest(),
+        if_absent=True,
+    )
+    late = _next_version(inp, pkg.aip_id, "built on version 1")
+    with pytest.raises(ObjectExistsError, match="being written"):
+        store.commit_version(late)  # the writer may still be alive: no fork of the chain
+    now[0] += VERSION_CLAIM_GRACE + timedelta(seconds=1)
+    _, number = store.commit_version(late)
+    assert number == 3  # the dead claim's number is not reused
+    assert store.versions(pkg.aip_id) == [pkg.aip_id, late.aip_id]
