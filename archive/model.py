@@ -145,3 +145,21 @@ class StoredObject:
     sha256: str
     retain_until: datetime | None = None
     legal_hold: bool = False
+
+
+@dataclass(frozen=True)
+class IndexRecord:
+    """What the search projection needs of one document, read in one pass from its newest
+    version (:meth:`archive.store.AipStore.index_record`). PREMIS is not read."""
+
+    document_id: str
+    """The id of the document's first package: the key receipts and the index use."""
+    aip_id: str
+    """The newest committed version (equals ``document_id`` for an unversioned document)."""
+    metadata: DocumentMetadata
+    """The newest version's descriptive metadata."""
+    created_at: datetime
+    """When the document was archived: the first version's root METS ``CREATEDATE`` (a new
+    version, e.g. a renewed signature, does not make a document newer)."""
+    text: str
+    """The newest version's extracted text, checked against its root METS."""

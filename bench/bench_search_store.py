@@ -68,6 +68,11 @@ def time_reindex(store_dir: Path, index_dir: Path, read_workers: int) -> None:
         store.read_text(aip_id)
     read_rate = 2000 / (time.perf_counter() - started)
     print(f"read only (manifest + text), 1 thread: {read_rate:,.0f} packages/s")
+    started = time.perf_counter()
+    for aip_id in ids[:2000]:
+        store.index_record(aip_id)
+    record_rate = 2000 / (time.perf_counter() - started)
+    print(f"read only (index_record), 1 thread: {record_rate:,.0f} packages/s")
     print("| read workers | reindex docs/s | seconds |")
     print("|---|---|---|")
     for workers in sorted({1, read_workers}):

@@ -33,7 +33,7 @@ from ingest.receipt import Receipt
 from ingest.submission import RetentionRule, Submission, validate_submission
 from search.base import Index
 from search.errors import SearchError
-from search.projection import OwnerKeyer, project
+from search.projection import OwnerKeyer, project, project_record
 from signing.errors import UnreadablePdfError
 from signing.pades import SignedPdf
 
@@ -220,7 +220,6 @@ class Ingestor:
                 "package %s stored but not indexed (%s); reconcile will", manifest.aip_id, exc
             )
 
-    def index_existing(self, aip_id: str) -> None:
-        """(Re)index one committed package from storage."""
-        manifest = self._store.manifest(aip_id)
-        self._index.submit([project(manifest, self._store.read_text(aip_id), self._keyer)])
+    def index_existing(self, document_id: str) -> None:
+        """(Re)index one committed document from storage, with its newest version's content."""
+        self._index.submit([project_record(self._store.index_record(document_id), self._keyer)])

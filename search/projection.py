@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import datetime
 
-from archive.model import AipManifest
+from archive.model import AipManifest, DocumentMetadata, IndexRecord
 from search._outbox import document_to_json
 from search.model import IndexDocument
 
@@ -61,16 +62,44 @@ def project(
     Raises:
         ValueError: the manifest's owner id is not canonical (see :meth:`OwnerKeyer.key`).
     """
-    meta = manifest.metadata
+    return _document(
+        manifest.aip_id, manifest.metadata, manifest.created_at, text, keyer, on_hold=on_hold
+    )
+
+
+def project_record(
+    record: IndexRecord, keyer: OwnerKeyer, *, on_hold: bool = False
+) -> IndexDocument:
+    """The index document of one document, from its newest version: keyed by the document
+    id, ``ingested_at`` is when the document was archived. For an unversioned document it
+    equals :func:`project` of its manifest and text.
+
+    Raises:
+        ValueError: the owner id is not canonical (see :meth:`OwnerKeyer.key`).
+    """
+    return _document(
+        record.document_id, record.metadata, record.created_at, record.text, keyer, on_hold=on_hold
+    )
+
+
+def _document(
+    aip_id: str,
+    meta: DocumentMetadata,
+    ingested_at: datetime,
+    text: str,
+    keyer: OwnerKeyer,
+    *,
+    on_hold: bool,
+) -> IndexDocument:
     return IndexDocument(
-        aip_id=manifest.aip_id,
+        aip_id=aip_id,
         owner_key=keyer.key(meta.owner_id),
         agency_id=meta.agency_id,
         document_type=meta.document_type,
         title=meta.title,
         text=text,
         issued_on=meta.issued_on,
-        ingested_at=manifest.created_at,
+        ingested_at=ingested_at,
         agency_ref=meta.agency_ref,
         retention_until=meta.retention_until,
         on_hold=on_hold,

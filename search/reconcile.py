@@ -1,6 +1,7 @@
 """Prove index == storage, range by range, and repair the drift.
 
-Both sides are reduced to ``(aip_id, digest)`` pairs, where ``digest`` is
+Both sides are reduced to ``(aip_id, digest)`` pairs (one per document: its first package's
+id, projected from its newest version; see :mod:`search.reindex`), where ``digest`` is
 :func:`search.projection.document_digest` of the index document: the index stores it with
 every entry, storage gives it by projecting the package again. Ids are grouped into ranges
 by their first ``prefix_chars`` characters; per range both sides give a count and a
@@ -75,8 +76,8 @@ def summarize(pairs: Iterable[tuple[str, str]], prefix_chars: int) -> dict[str, 
 def storage_digests(
     store: PackageSource, keyer: OwnerKeyer, *, read_workers: int = 1
 ) -> dict[str, str]:
-    """``aip_id → digest`` of every committed package, as the index should hold it."""
-    ids = sorted(store.aip_ids())
+    """``document id → digest`` of every committed document, as the index should hold it."""
+    ids = sorted(store.document_ids())
     docs = projected(store, keyer, ids, read_workers=read_workers)
     return {d.aip_id: document_digest(d) for d in docs}
 
@@ -122,7 +123,7 @@ def reconcile_index(
         elif indexed[aip_id] != truth[aip_id]:
             corrupt.append(aip_id)
     if stale:  # committed since we listed? then it is not stale
-        committed = set(store.aip_ids())
+        committed = set(store.document_ids())
         stale = [a for a in stale if a not in committed]
     verified = not (missing or corrupt or stale)
     if repair and not verified:

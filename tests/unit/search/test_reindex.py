@@ -1,19 +1,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from archive.model import AipManifest
+from archive.model import AipManifest, IndexRecord
+from archive.package import build_aip
+from archive.storage.fs import FsStorage
+from archive.store import AipStore
 from search import OwnerKeyer, Query, TantivyIndex, project, reindex
+from search.projection import project_record
+from search.reconcile import reconcile_index
+from tests.support.eark import make_input
 from tests.unit.search.builders import manifest
 
 KEYER = OwnerKeyer(b"r" * 32)
 
 
 class PackagesInMemory:
-    """The three AipStore methods reindex uses, over real manifests."""
+    """The two AipStore methods reindex uses, over real manifests (one version each)."""
 
     def __init__(self, *manifests: AipManifest) -> None:
         self.packages = {m.aip_id: m for m in manifests}
@@ -21,11 +29,16 @@ class PackagesInMemory:
         self.listings = 0
         self.on_second_listing: AipManifest | None = None
 
-    def aip_ids(self) -> Iterator[str]:
+    def document_ids(self) -> Iterator[str]:
         self.listings += 1
         if self.listings == 2 and self.on_second_listing is not None:
             self.packages[self.on_second_listing.aip_id] = self.on_second_listing
         yield from sorted(self.packages)
+
+    def index_record(self, document_id: str) -> IndexRecord:
+        found = self.manifest(document_id)
+        text = self.read_text(document_id)
+        return IndexRecord(document_id, document_id, found.metadata, found.created_at, text)
 
     def manifest(self, aip_id: str) -> AipManifest:
         return self.packages[aip_id]
@@ -87,3 +100,42 @@ def test_a_package_committed_during_the_rebuild_is_not_removed(index: TantivyInd
 def test_batch_size_must_be_positive(index: TantivyIndex) -> None:
     with pytest.raises(ValueError):
         reindex(PackagesInMemory(), index, KEYER, batch_size=0)
+
+
+def test_a_document_with_two_versions_is_one_entry_with_the_newest_content(
+    tmp_path: Path, index: TantivyIndex
+) -> None:
+    store = AipStore(FsStorage(tmp_path / "store"))
+    first = make_input("1f0d7a3e-2c4b-4d5e-8f60-718293a4b5c6")
+    store.commit(build_aip(first))
+    newer = replace(
+        first,
+        aip_id="2a1e8b4f-3d5c-4e6f-9071-8293a4b5c6d7",
+        previous_aip_id=first.aip_id,
+        metadata=replace(first.metadata, title="Herziene beslissing"),
+        text="herziene tekst over bouwvergunningen",
+        created_at=first.created_at + timedelta(days=30),
+    )
+    store.commit_version(build_aip(newer))
+    index.submit([project(store.manifest(newer.aip_id), "oud", KEYER)])  # an older rebuild's
+    index.refresh()
+
+    stats = reindex(store, index, KEYER, read_workers=2)
+
+    assert (stats.indexed, stats.removed, stats.total) == (1, 1, 1)
+    assert list(index.ids()) == [first.aip_id]
+    entry = index.get(first.aip_id)
+    assert entry is not None and entry.title == "Herziene beslissing"
+    assert entry.ingested_at == first.created_at
+    owner_key = KEYER.key(first.metadata.owner_id)
+    assert index.search(Query(owner_key=owner_key, text="bouwvergunning")).total == 1
+    assert index.search(Query(owner_key=owner_key, text="goedgekeurd")).total == 0
+    assert reconcile_index(store, index, KEYER).in_sync
+
+
+def test_an_unversioned_record_projects_like_its_manifest(tmp_path: Path) -> None:
+    store = AipStore(FsStorage(tmp_path / "store"))
+    store.commit(build_aip(make_input()))
+    [doc] = store.document_ids()
+    expected = project(store.manifest(doc), store.read_text(doc), KEYER)
+    assert project_record(store.index_record(doc), KEYER) == expected
