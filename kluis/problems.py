@@ -36,7 +36,12 @@ from kluis.errors import (
     RateLimitedError,
     UnsupportedMediaTypeError,
 )
-from retention.errors import InvalidSelectionListError, RetentionError
+from retention.errors import (
+    InvalidSelectionListError,
+    RenewalConflictError,
+    RenewalRejectedError,
+    RetentionError,
+)
 from search.errors import IndexUnavailableError, InvalidQueryError, SearchError
 from signing.errors import KeySourceError, SigningError
 
@@ -75,6 +80,8 @@ PROBLEMS: dict[type[Exception], Problem] = {
     AuditUnavailableError: Problem(503, "audit-unavailable", "Access log unavailable", 75, 5),
     ForbiddenError: Problem(403, "forbidden", "Not allowed", 77),
     InvalidSelectionListError: Problem(500, "configuration", "Invalid configuration", 78),
+    RenewalConflictError: Problem(409, "renewal-conflict", "A newer version was stored first", 4),
+    RenewalRejectedError: Problem(500, "renewal-rejected", "Renewed signature rejected", 1),
     IntegrityError: Problem(500, "integrity", "Stored data failed its integrity check", 1),
     SigningError: Problem(500, "signing-failed", "Signing failed", 1),
     ArchiveError: Problem(500, "archive-error", "Archive error", 1),

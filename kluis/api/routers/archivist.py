@@ -15,9 +15,9 @@ from kluis.api.deps import ArchivistDep, AuditDep, ServicesDep
 from kluis.api.routers.loket import (
     MAX_DATE,
     MIN_DATE,
-    check_document_id,
     detail,
     entry,
+    newest_manifest,
     record_read,
     search_index,
     summary,
@@ -67,11 +67,10 @@ async def search_archive(
 def get_archive_document(
     archivist: ArchivistDep, services: ServicesDep, audit: AuditDep, document_id: str
 ) -> ArchiveDocumentDetail:
-    """One document with its PREMIS event history and its recorded reads."""
-    check_document_id(document_id)
-    manifest = services.store.manifest(document_id)
-    body = detail(services, manifest)
-    record_read(audit, services, archivist, manifest, "metadata")
+    """One document (its newest version) with its PREMIS event history and its recorded reads."""
+    manifest = newest_manifest(services, document_id)
+    body = detail(services, manifest, document_id=document_id)
+    record_read(audit, services, archivist, manifest, "metadata", document_id=document_id)
     owner_key = services.keyer.key(manifest.metadata.owner_id)
     return ArchiveDocumentDetail(
         **body,
@@ -88,7 +87,7 @@ def get_archive_document(
             )
             for e in manifest.events
         ],
-        reads=[entry(e) for e in audit.for_document(owner_key, manifest.aip_id)],
+        reads=[entry(e) for e in audit.for_document(owner_key, document_id)],
     )
 
 

@@ -73,9 +73,23 @@ def check_document_id(document_id: str) -> None:
         raise PackageNotFoundError(document_id[:64])
 
 
-def _owned_manifest(services: Services, owner_id: str, document_id: str) -> AipManifest:
+def newest_manifest(services: Services, document_id: str) -> AipManifest:
+    """The manifest of the newest version of a document (its id is the first version's).
+
+    The id of a later version is not a document id: it is not found, like any unknown id.
+
+    Raises: PackageNotFoundError.
+    """
     check_document_id(document_id)
-    manifest = services.store.manifest(document_id)
+    aip_id = services.store.resolve(document_id)
+    manifest = services.store.manifest(aip_id)
+    if aip_id == document_id and manifest.previous_aip_id is not None:
+        raise PackageNotFoundError(document_id)
+    return manifest
+
+
+def _owned_manifest(services: Services, owner_id: str, document_id: str) -> AipManifest:
+    manifest = newest_manifest(services, document_id)
     if manifest.metadata.owner_id != owner_id:
         raise PackageNotFoundError(document_id)
     return manifest
@@ -102,12 +116,18 @@ def signature_report(services: Services, manifest: AipManifest) -> dict[str, Any
 
 
 def record_read(
-    audit: AuditLog, services: Services, reader: Principal, manifest: AipManifest, action: str
+    audit: AuditLog,
+    services: Services,
+    reader: Principal,
+    manifest: AipManifest,
+    action: str,
+    *,
+    document_id: str,
 ) -> None:
     own = reader.role == "citizen"
     audit.record(
         action="read-content" if action == "content" else "read-metadata",
-        document_id=manifest.aip_id,
+        document_id=document_id,
         actor_role="owner" if own else reader.role,
         actor="owner" if own else reader.subject,
         client_id=reader.client_id,
@@ -115,15 +135,20 @@ def record_read(
     )
 
 
-def detail(services: Services, manifest: AipManifest) -> dict[str, Any]:
+def detail(services: Services, manifest: AipManifest, *, document_id: str) -> dict[str, Any]:
+    """The shown fields of ``manifest`` (the newest version) under ``document_id``; archived
+    at is the first version's time (a renewed signature does not make a document newer)."""
     meta = manifest.metadata
+    archived_at = manifest.created_at
+    if manifest.aip_id != document_id:
+        archived_at = services.store.manifest(document_id).created_at
     return {
-        "id": manifest.aip_id,
+        "id": document_id,
         "title": meta.title,
         "type": meta.document_type,
         "agency": meta.agency_id,
         "issued_on": meta.issued_on,
-        "archived_at": manifest.created_at,
+        "archived_at": archived_at,
         "sha256": manifest.pdf.sha256,
         "size": manifest.pdf.size,
         "signature": SignatureOut(
@@ -195,8 +220,8 @@ def get_document(
 ) -> DocumentDetail:
     """Metadata of one own document and the validation report of its signature."""
     manifest = _owned_manifest(services, citizen.subject, document_id)
-    body = detail(services, manifest)
-    record_read(audit, services, citizen, manifest, "metadata")
+    body = detail(services, manifest, document_id=document_id)
+    record_read(audit, services, citizen, manifest, "metadata", document_id=document_id)
     return DocumentDetail(**body)
 
 
@@ -241,9 +266,12 @@ def get_content(
     if_range: Annotated[str | None, Header(alias="If-Range", max_length=200)] = None,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=500)] = None,
 ) -> Response:
-    """The signed PDF exactly as archived; supports ``Range`` and ``If-None-Match``."""
+    """The signed PDF of the newest version exactly as archived (renewals append evidence
+    to it); supports ``Range`` and ``If-None-Match``."""
     manifest = _owned_manifest(services, citizen.subject, document_id)
-    return content_response(services, audit, citizen, manifest, range_, if_range, if_none_match)
+    return content_response(
+        services, audit, citizen, manifest, document_id, range_, if_range, if_none_match
+    )
 
 
 def content_response(
@@ -251,6 +279,7 @@ def content_response(
     audit: AuditLog,
     reader: Principal,
     manifest: AipManifest,
+    document_id: str,
     range_: str | None,
     if_range: str | None,
     if_none_match: str | None,
@@ -270,7 +299,7 @@ def content_response(
     if range_ is not None and (if_range is None or if_range.strip() == etag):
         bounds = parse_range(range_, pdf.size)
     start, end = bounds if bounds is not None else (0, pdf.size - 1)
-    record_read(audit, services, reader, manifest, "content")
+    record_read(audit, services, reader, manifest, "content", document_id=document_id)
 
     def chunks() -> Iterator[bytes]:
         remaining = end - start + 1
