@@ -128,6 +128,9 @@ class KluisSettings(BaseSettings):
     selection_list: Path = DEFAULT_SELECTION_LIST
     """The selectielijst (TOML) that defines document types and their retention."""
     max_pdf_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    reconcile_interval_seconds: float = Field(default=300, ge=0)
+    """How often ``kluis serve`` cleans up after crashed ingests and indexes what the index
+    lacks; 0 turns the job off."""
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     """Largest HTTP request body; larger requests get 413 before anything is read."""
     rate_limit_per_second: float = Field(default=50.0, gt=0)

@@ -13,6 +13,7 @@ from kluis.api.problems import install_problem_handlers
 from kluis.api.routers import agency, archivist, health, loket
 from kluis.audit import AuditLog
 from kluis.observability import Metrics
+from kluis.scheduler import start_scheduler
 from kluis.settings import KluisSettings
 from kluis.wiring import build_services, build_verifier
 
@@ -25,14 +26,21 @@ def create_app(settings: KluisSettings | None = None, *, run_indexer: bool = Tru
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build_services(settings)
+        scheduler = None
         if run_indexer:
             services.index.start_indexer()
+            if settings.reconcile_interval_seconds > 0:
+                scheduler = start_scheduler(
+                    services, reconcile_every=settings.reconcile_interval_seconds
+                )
         app.state.services = services
         app.state.audit = AuditLog(services.storage)
         app.state.verifier = build_verifier(settings)
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=True)
             services.close()
 
     app = FastAPI(

@@ -14,10 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ingest.reconcile import reconcile_ingest
 from ingest.submission import Submission
 from kluis.auth import Role, mint_dev_token
 from kluis.cli.errors import cli_errors
+from kluis.maintenance import reconcile as run_reconcile
 from kluis.settings import KluisSettings
 from kluis.wiring import Services, build_services
 from search.model import Query
@@ -438,17 +438,15 @@ def reconcile() -> None:
     with cli_errors():
         services = _open()
         try:
-            report = reconcile_ingest(services.store, services.ledger)
-            indexed = set(services.index.ids())
-            missing = [d for d in services.store.document_ids() if d not in indexed]
-            for aip_id in missing:
-                services.ingestor.index_existing(aip_id)
+            summary = run_reconcile(services)
             services.index.refresh()
         finally:
             services.close()
+        report = summary.ingest
         out.print(
             f"discarded {len(report.discarded_packages)} incomplete packages, "
-            f"released {len(report.released_claims)} stale claims, indexed {len(missing)} packages"
+            f"released {len(report.released_claims)} stale claims, "
+            f"indexed {len(summary.indexed)} documents"
         )
 
 
