@@ -26,7 +26,6 @@ import random
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -35,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # after the packages: this file is "search"
 
 import tantivy
+from search_corpus_access import corpus_path  # type: ignore[import-not-found]
 
 from search import IndexDocument, OwnerKeyer, Query, TantivyIndex, analyze
 from search._tantivy_query import FACET_SIZE, retention_query
@@ -44,22 +45,6 @@ from search._tantivy_schema import midnight
 
 KEYER = OwnerKeyer(b"bench-secret-0123456789")
 _WORD = re.compile(r"[a-z]{5,}")
-
-
-def corpus(work: Path, n: int) -> Path:
-    path = work / f"corpus-{n}.jsonl"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        here = Path(__file__).resolve().parent
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, str(here / "search_corpus.py"), "--n", str(n), "--out", str(tmp),
-             "--workers", "2"],
-            check=True,
-        )  # fmt: skip
-        tmp.rename(path)
-        print(f"generated {n:,} documents in {time.perf_counter() - started:.0f} s", flush=True)
-    return path
 
 
 def owner_digits(owner_id: str) -> str:
@@ -315,7 +300,7 @@ def _stream(index: TantivyIndex, before: date) -> Iterator[Any]:
 def bench_index(args: argparse.Namespace) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    path = corpus(work, args.n)
+    path = corpus_path(work, args.n)
     target = work / f"index-{args.n}"
     if target.exists() and not args.keep_index:
         shutil.rmtree(target)
@@ -357,11 +342,10 @@ def main() -> None:
     parser.add_argument("--keep-index", action="store_true", help="reuse a built index")
     parser.add_argument("--reindex", type=int, default=0, help="packages for the reindex bench")
     parser.add_argument("--workers", type=int, default=2, help="analysis processes")
-    parser.add_argument("--read-workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--read-workers", type=int, default=1)
     args = parser.parse_args()
     print(f"tantivy {getattr(tantivy, '__version__', '?')}, {os.cpu_count()} cores, n={args.n:,}")
     if args.reindex:
-        sys.path.append(str(Path(__file__).resolve().parent))  # after the packages
         bench_reindex(args)
     else:
         bench_index(args)
