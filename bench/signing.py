@@ -3,19 +3,32 @@
 
 usage: .venv/bin/python bench/signing.py [--runs 3] [--quick] [--levels B-B,B-T]
                                           [--sources pkcs12-rsa2048,pkcs11-rsa2048]
+       .venv/bin/python bench/signing.py --memory 200,1024     (peak memory per file size)
 
 Everything is real: a certomancer PKI (TSA, OCSP, CRLs) on a loopback port and a SoftHSM2
 token, both built under bench/out/ (git-ignored). Batches go through
 signing.BatchSigner: each pool worker holds its own PadesSigner (parsed key or logged-in
 PKCS#11 session, time-stamper) for its whole life; for B-T and up a worker keeps several
-signatures in flight (threads) so TSA/OCSP latency is hidden. Input and signed output
-cross the process boundary (pickled), as they would in a service. Cells are medians of
---runs runs; the machine is shared, so read the load average printed with the table.
+signatures in flight (threads) on the signer's one event loop, sharing its HTTP session
+and (B-LT/B-LTA) its revocation data. Input and signed output cross the process boundary
+(pickled), as they would in a service. Cells are medians of --runs runs. "per-core eff." is
+docs/s on all cores divided by (cores x docs/s of 1 process): 100 % is perfect scaling; the
+runs of the two pool sizes alternate so load spikes hit both. "CPU ms/doc" is the CPU time
+of this process plus the pool workers per document, and "CPU eff." its 1-process value
+divided by the N-process value: a load-independent check that the work itself scales (100 %:
+no extra CPU per document on N cores). The machine is shared, so each row prints the
+1-minute load average measured right after it.
+
+--memory signs a PDF of each size (MiB, written to bench/out/ in chunks) in a fresh child
+process, once through ``PadesSigner.sign`` (bytes in, bytes out) and once through
+``sign_stream`` (file in, spooled temp file out), and prints the seconds, the peak of
+Python allocations (tracemalloc) and the peak RSS of the whole child process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -24,7 +37,9 @@ import os
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +54,7 @@ from signing import BatchSigner, PadesSigner, SigningPolicy, validate
 from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource
 from signing.pades import SignedPdf
 from tests.support import pki as testpki
-from tests.support.pdfs import make_pdf
+from tests.support.pdfs import make_pdf, write_large_pdf
 
 OUT = Path(__file__).resolve().parent / "out" / "signing"
 IN_FLIGHT = 8  # concurrent signatures per worker for B-T and up
@@ -94,6 +109,58 @@ def tsa_rate(url: str, n: int = 30) -> float:
     return asyncio.run(run())
 
 
+def delayed_tsa(target: str, latency: float) -> str:
+    """Start a loopback proxy that forwards time-stamp requests to ``target`` after
+    ``latency`` seconds, in a daemon thread; return its URL. It stands in for a TSA across a
+    network (the test TSA answers from the same box), so the in-flight table can show
+    whether waiting on the TSA is hidden."""
+    import asyncio
+    import threading
+
+    import aiohttp
+    from aiohttp import web
+
+    port = _free_port()
+    ready = threading.Event()
+
+    async def forward(request: web.Request) -> web.Response:
+        body = await request.read()
+        await asyncio.sleep(latency)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(target, data=body, headers={"Content-Type": request.content_type}) as r,
+        ):
+            return web.Response(body=await r.read(), content_type=r.content_type)
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_post("/tsa", forward)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+        await asyncio.Event().wait()
+
+    threading.Thread(target=lambda: asyncio.run(serve()), daemon=True).start()
+    ready.wait(10)
+    return f"http://127.0.0.1:{port}/tsa"
+
+
+def in_flight_rates(keys: KeySource, tsa_url: str, pdf: bytes, n: int) -> dict[int, float]:
+    """B-T docs/s of one PadesSigner in this process with 1 and IN_FLIGHT threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = {}
+    with PadesSigner(SigningPolicy(level="B-T", tsa_url=tsa_url), keys) as signer:
+        signer.sign(pdf)
+        for threads in (1, IN_FLIGHT):
+            start = time.perf_counter()
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda _: signer.sign(pdf), range(n)))
+            out[threads] = n / (time.perf_counter() - start)
+    return out
+
+
 # -- pool -----------------------------------------------------------------------------------
 
 
@@ -107,24 +174,102 @@ def _key_factory(spec: str, pki_dir: str) -> Callable[[], KeySource]:
     )
 
 
+def _cpu_seconds(batch: BatchSigner) -> float:
+    """CPU time used so far by this process and the pool's workers (Linux /proc)."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in batch.worker_pids():
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
+
+
 def measure(
-    spec: str, cpki: Any, level: str, pdf: bytes, procs: int, docs: int, runs: int
-) -> float:
+    spec: str, cpki: Any, level: str, pdf: bytes, procs: list[int], docs: int, runs: int
+) -> dict[int, tuple[float, float]]:
+    """Median (docs/s, CPU ms per doc) per pool size. The pools exist side by side and their
+    runs alternate (1, N, 1, N, ...), so a load spike on the shared box hits both sides alike
+    instead of skewing the scaling figure. CPU ms per doc counts this process and the
+    workers: if it stays flat from 1 to N workers, the work itself scales and any shortfall
+    in docs/s is cores the box did not give us."""
     policy = SigningPolicy(level=level, tsa_url=cpki.tsa_url)  # type: ignore[arg-type]
     keys = _key_factory(spec, str(cpki.directory))
-    with BatchSigner(
-        policy, keys, trust_roots=[cpki.root_der], processes=procs, in_flight=IN_FLIGHT
-    ) as batch:
-        batch.warm_up()
-        for _ in batch.sign_all([pdf] * (2 * procs)):  # each worker: reservation, dummy TS
-            pass
-        rates = []
+    with contextlib.ExitStack() as stack:
+        pools = {}
+        for n in procs:
+            batch = stack.enter_context(
+                BatchSigner(
+                    policy, keys, trust_roots=[cpki.root_der], processes=n, in_flight=IN_FLIGHT
+                )
+            )
+            batch.warm_up()
+            for _ in batch.sign_all([pdf] * (2 * n)):  # each worker: reservation, dummy TS
+                pass
+            pools[n] = batch
+        rates: dict[int, list[float]] = {n: [] for n in procs}
+        cpu: dict[int, list[float]] = {n: [] for n in procs}
         for _ in range(runs):
-            start = time.perf_counter()
-            results = list(batch.sign_all(itertools.repeat(pdf, docs)))
-            rates.append(docs / (time.perf_counter() - start))
-            assert all(isinstance(r, SignedPdf) for r in results), results[:1]
-    return statistics.median(rates)
+            for n, batch in pools.items():
+                cpu_start, start = _cpu_seconds(batch), time.perf_counter()
+                results = list(batch.sign_all(itertools.repeat(pdf, docs)))
+                rates[n].append(docs / (time.perf_counter() - start))
+                cpu[n].append(1000 * (_cpu_seconds(batch) - cpu_start) / docs)
+                assert all(isinstance(r, SignedPdf) for r in results), results[:1]
+    return {n: (statistics.median(rates[n]), statistics.median(cpu[n])) for n in procs}
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+
+def memory_child(size_mib: int, mode: str) -> None:
+    """Runs in a fresh interpreter: sign one large PDF, print one table row."""
+    import resource
+    import tracemalloc
+
+    from signing.devpki import ensure_dev_pki
+
+    path = OUT / f"big-{size_mib}.pdf"
+    pki = ensure_dev_pki(OUT / "dev-pki")
+    with PadesSigner(SigningPolicy(), pki.key_source()) as signer:
+        signer.sign(make_pdf())  # warm-up: CMS reservation
+        tracemalloc.start()
+        start = time.perf_counter()
+        if mode == "bytes":
+            out_size = len(signer.sign(path.read_bytes()).pdf)
+        else:
+            with (
+                path.open("rb") as src,
+                tempfile.SpooledTemporaryFile(8 * 2**20, dir=str(OUT)) as out,
+            ):
+                signer.sign_stream(src, out)
+                out_size = out.seek(0, os.SEEK_END)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    assert out_size > path.stat().st_size
+    print(
+        f"| {size_mib} | {'sign (bytes)' if mode == 'bytes' else 'sign_stream (file)'} | "
+        f"{seconds:.1f} | {peak / 2**20:.1f} | {rss / 1024:.0f} |",
+        flush=True,
+    )
+
+
+def memory_table(sizes: list[int]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(f"load1 at start {os.getloadavg()[0]:.2f}")
+    print("| file MiB | API | seconds | Python peak MiB (tracemalloc) | process peak RSS MiB |")
+    print("|" + "---|" * 5)
+    for size in sizes:
+        path = OUT / f"big-{size}.pdf"
+        write_large_pdf(path, size * 2**20)
+        try:
+            for mode in ("bytes", "stream"):
+                subprocess.run(
+                    [sys.executable, __file__, "--memory-child", f"{size}:{mode}"], check=True
+                )
+        finally:
+            path.unlink()
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -141,12 +286,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer documents per cell")
-    parser.add_argument("--levels", default="B-B,B-T,B-LTA")
+    parser.add_argument("--levels", default="B-B,B-T,B-LT,B-LTA")
     parser.add_argument(
         "--sources", default="pkcs12-rsa2048,pkcs12-rsa3072,pkcs12-ec256,pkcs11-rsa2048"
     )
     parser.add_argument("--sizes", default="1page,5mb")
+    parser.add_argument("--memory", help="file sizes in MiB, e.g. 200,1024")
+    parser.add_argument(
+        "--tsa-latency-ms",
+        type=int,
+        default=50,
+        help="added TSA latency for the in-flight line (0: skip that line)",
+    )
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        size, mode = args.memory_child.split(":")
+        memory_child(int(size), mode)
+        return
+    if args.memory:
+        memory_table([int(x) for x in args.memory.split(",")])
+        return
     cores = os.cpu_count() or 1
     logging.disable(logging.ERROR)  # pyHanko logs expected LTV findings with tracebacks
 
@@ -192,10 +352,21 @@ def main() -> None:
             f"{statistics.median(inproc):.1f} docs/s "
             f"({100 * statistics.median(inproc) / raw['rsa2048']:.2f} % of raw RSA-2048)"
         )
+        if args.tsa_latency_ms and "B-T" in args.levels.split(","):
+            slow_tsa = delayed_tsa(cpki.tsa_url, args.tsa_latency_ms / 1000)
+            keys = _key_factory("pkcs12-rsa2048", str(cpki.directory))()
+            rates = in_flight_rates(keys, slow_tsa, pdfs["1page"], 40 if args.quick else 80)
+            print(
+                f"B-T, one PadesSigner, TSA +{args.tsa_latency_ms} ms: "
+                + ", ".join(f"{k} in flight {v:.1f} docs/s" for k, v in rates.items())
+            )
         print()
-        header = "| level | key source | PDF | procs | docs/s | docs/s per proc | vs raw sign/s |"
+        header = (
+            "| level | key source | PDF | procs | docs/s | docs/s per proc | per-core eff. "
+            "| CPU ms/doc | CPU eff. | vs raw sign/s | load1 |"
+        )
         print(header)
-        print("|" + "---|" * 7)
+        print("|" + "---|" * 11)
         for level in args.levels.split(","):
             docs = {"B-B": 400, "B-T": 120, "B-LT": 60, "B-LTA": 60}[level]
             if args.quick:
@@ -206,12 +377,16 @@ def main() -> None:
                 for size in args.sizes.split(","):
                     pdf = pdfs[size]
                     n = docs if size == "1page" else max(docs // 4, 8)
-                    for procs in sorted({1, cores}):
-                        rate = measure(spec, cpki, level, pdf, procs, n, args.runs)
+                    measured = measure(spec, cpki, level, pdf, sorted({1, cores}), n, args.runs)
+                    single, single_cpu = measured[1]
+                    for procs, (rate, cpu_ms) in measured.items():
                         limit = raw[spec.split("-", 1)[1]] * procs
+                        eff = f"{100 * rate / (procs * single):.0f} %" if procs > 1 else "-"
+                        cpu_eff = f"{100 * single_cpu / cpu_ms:.0f} %" if procs > 1 else "-"
                         print(
                             f"| {level} | {spec} | {size} | {procs} | {rate:.1f} | "
-                            f"{rate / procs:.1f} | {100 * rate / limit:.2f} % |",
+                            f"{rate / procs:.1f} | {eff} | {cpu_ms:.2f} | {cpu_eff} | "
+                            f"{100 * rate / limit:.2f} % | {os.getloadavg()[0]:.2f} |",
                             flush=True,
                         )
         print(f"\nload1 at end {os.getloadavg()[0]:.2f}")

@@ -1,6 +1,6 @@
 """PAdES sealing and signature validation for Kluis.
 
-Responsibility: turn PDF bytes into sealed PDF bytes (:class:`PadesSigner`), say whether
+Responsibility: turn PDF bytes or streams into sealed PDFs (:class:`PadesSigner`), say whether
 the signatures in a PDF hold (:func:`validate`), and provide the keys for both
 (:class:`KeySource`, :class:`Pkcs12KeySource`, the development PKI of :func:`ensure_dev_pki`).
 
@@ -13,7 +13,7 @@ from signing.batch import BatchSigner
 from signing.devpki import DevPki, ensure_dev_pki
 from signing.errors import KeySourceError, SignatureFailedError, SigningError, UnreadablePdfError
 from signing.keys import KeySource, Pkcs11KeySource, Pkcs12KeySource
-from signing.pades import PadesSigner, SignedPdf
+from signing.pades import PadesSigner, SealFacts, SignedPdf
 from signing.policy import PadesLevel, SigningPolicy
 from signing.upkeep import EvidenceExpiry, augment, evidence_expiry, expiry_report, renew
 from signing.validation import SignatureCheck, TimestampCheck, ValidationReport, validate
@@ -34,6 +34,7 @@ __all__ = [
     "evidence_expiry",
     "expiry_report",
     "renew",
+    "SealFacts",
     "SignatureFailedError",
     "SignedPdf",
     "SigningError",

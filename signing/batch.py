@@ -2,10 +2,11 @@
 
 pyHanko is pure Python and holds the GIL, so batches use a process pool (REPORT §7). Each
 worker builds its :class:`~signing.pades.PadesSigner` once in the pool initializer, after
-fork: parsed key or logged-in PKCS#11 session, time-stamper (with its cached dummy
-response) and measured CMS reservation live for the worker's whole life. For B-T and up a
-worker keeps ``in_flight`` signatures going at once (threads; ``PadesSigner.sign`` is
-thread-safe and waits on the TSA/OCSP without the GIL), so service latency is hidden.
+fork: parsed key or logged-in PKCS#11 session, measured CMS reservation and (above B-B) the
+signer's event loop with its HTTP session, time-stamper and revocation-data cache live for
+the worker's whole life. For B-T and up a worker keeps ``in_flight`` signatures going at
+once (threads; ``PadesSigner.sign`` is thread-safe and the signatures overlap on the
+signer's loop while they wait on the TSA/OCSP), so service latency is hidden.
 
 The key source is given as a picklable zero-argument factory (for instance
 ``functools.partial(Pkcs11KeySource, module, token, key, pin)``) so each worker opens its own.
@@ -116,6 +117,12 @@ class BatchSigner:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers (for monitoring and benchmarks)."""
+        # ProcessPoolExecutor keeps them privately; None before the first submit.
+        processes: Any = getattr(self._pool, "_processes", None)
+        return list(processes or {})
 
     def warm_up(self) -> None:
         """Start every worker and open its signer now (else on first use).

@@ -13,11 +13,19 @@ Performance (REPORT §5.3/§6.4): the key source yields a signer whose key is pa
 whose size-estimation dry run performs no private-key operation and whose static CMS parts
 are encoded once (``StaticCmsParts``); for B-B the CMS size is measured once per
 PadesSigner (first signature) so pyHanko skips its estimate on every document. That leaves a
-few ms of Python per B-B signature. Above B-B the TSA/OCSP round trips dominate; keep many
-signatures in flight (threads, or :class:`signing.batch.BatchSigner`).
+few ms of Python per B-B signature. Above B-B the TSA/OCSP round trips dominate: those
+signatures run on one event loop per signer (:mod:`signing._network`) that keeps the HTTP
+session, the time-stamper and the fetched revocation data (while current) across documents;
+keep many signatures in flight (threads, or :class:`signing.batch.BatchSigner`).
+
+Memory: :meth:`PadesSigner.sign_stream` reads the input from a seekable stream and writes
+the signed document to an output stream; pyHanko parses only the cross-reference data and
+copies and hashes the rest in chunks, so with file-backed streams (e.g. a
+``tempfile.SpooledTemporaryFile``) a 1 GB PDF is signed in a few MB of Python memory.
+:meth:`PadesSigner.sign` (bytes in, bytes out) holds input and output: about 2x the file.
 
 Threading: :meth:`PadesSigner.sign` is thread-safe and keeps no per-document state on the
-instance. pyHanko is asyncio-based; each call runs its own short-lived event loop
+instance. pyHanko is asyncio-based; B-B calls run their own short-lived event loop
 (``asyncio.run``), so ``sign`` must NOT be called from a thread with a running event loop
 (inside ``async def``): call it from a worker thread or process instead.
 
@@ -35,9 +43,9 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 from cryptography import x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -45,15 +53,15 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
-from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation import read_certification_data
-from pyhanko_certvalidator import ValidationContext
 
+from signing._archival import ArchivalWriter
+from signing._network import SignerNetwork
 from signing.errors import KeySourceError, SignatureFailedError, UnreadablePdfError
 from signing.keys import KeySource, load_root
 from signing.policy import SigningPolicy
 
-__all__ = ["PadesSigner", "SignedPdf"]
+__all__ = ["PadesSigner", "SealFacts", "SignedPdf"]
 
 _RESERVE_MARGIN_HEX: Final = 1024
 """Slack on top of the measured CMS size, in hex digits (2 per byte). A B-B container has no
@@ -61,13 +69,34 @@ externally produced parts; only ECDSA signatures (+-2 bytes) and the time encodi
 
 _MAX_FIELD_SUFFIX: Final = 1000
 
-_PRODUCIBLE_LEVELS: Final = frozenset({"B-B", "B-T", "B-LT", "B-LTA"})
+_IO_CHUNK: Final = 1024 * 1024
+"""Copy and hash chunk size. pyHanko's default (4 KiB) made streaming a 1 GB file twice as
+slow as signing it in memory; 1 MiB is as fast and still bounded."""
 
-_TSA_TIMEOUT_S: Final = 10
+_PRODUCIBLE_LEVELS: Final = frozenset({"B-B", "B-T", "B-LT", "B-LTA"})
+_LT: Final = frozenset({"B-LT", "B-LTA"})
+
+_REVINFO_REUSE: Final = timedelta(seconds=60)
+"""Default for how long one signer reuses fetched OCSP responses and CRLs (never past their
+nextUpdate). Short: a revocation published meanwhile is seen within this window."""
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SealFacts:
+    """The facts about a new signature (what :meth:`PadesSigner.sign_stream` returns)."""
+
+    level: str
+    """PAdES level produced, e.g. ``"B-B"``."""
+    signed_at: datetime
+    """Signing time as embedded in the signature (aware, UTC, whole seconds)."""
+    signer_subject: str
+    """Subject of the signing certificate, RFC 4514."""
+    certificate_sha256: str
+    """Lower-case hex SHA-256 of the signing certificate's DER."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +118,8 @@ class PadesSigner:
     """Seals PDFs according to a :class:`~signing.policy.SigningPolicy` with one key.
 
     Opens ``keys`` once on construction and keeps the signer until :meth:`close`.
-    ``trust_roots`` (DER) anchor the revocation-data collection of B-LT and B-LTA.
+    ``trust_roots`` (DER) anchor the revocation-data collection of B-LT and B-LTA; fetched
+    OCSP responses and CRLs are reused for ``revinfo_reuse`` (and never past nextUpdate).
 
     Raises:
         KeySourceError: on construction, if the key source cannot be opened.
@@ -103,21 +133,16 @@ class PadesSigner:
         *,
         clock: Callable[[], datetime] = _utc_now,
         trust_roots: Sequence[bytes] = (),
+        revinfo_reuse: timedelta = _REVINFO_REUSE,
     ) -> None:
         if policy.level not in _PRODUCIBLE_LEVELS:
             raise ValueError(f"PadesSigner cannot produce PAdES level {policy.level!r} yet")
         if policy.level in ("B-LT", "B-LTA") and not trust_roots:
             raise ValueError(f"PAdES level {policy.level} needs trust_roots")
         self._policy = policy
-        self._trust_roots = tuple(load_root(i, der) for i, der in enumerate(trust_roots))
-        # One time-stamper for the signer's life: it caches the dummy response pyHanko uses
-        # to estimate the container size (REPORT §6.3). No aiohttp session is kept, because
-        # each sign() runs its own event loop.
-        self._timestamper: Any = (
-            HTTPTimeStamper(policy.tsa_url, timeout=_TSA_TIMEOUT_S)
-            if policy.tsa_url and policy.level != "B-B"
-            else None
-        )
+        roots = tuple(load_root(i, der) for i, der in enumerate(trust_roots))
+        # Started on first use above B-B, so a signer built before a fork has no thread yet.
+        self._network = SignerNetwork(policy.tsa_url, roots, revinfo_reuse)
         self._clock = clock
         self._stack = ExitStack()
         self._signer: Any = self._stack.enter_context(keys.open_signer())
@@ -148,7 +173,15 @@ class PadesSigner:
             if self._closed:
                 return
             self._closed = True
-        self._stack.close()
+        try:
+            self._network.close()
+        finally:
+            self._stack.close()
+
+    @property
+    def revinfo_contexts_built(self) -> int:
+        """Validation contexts made so far (each one fetches OCSP/CRLs anew); B-LT/B-LTA."""
+        return self._network.revinfo_contexts_built
 
     def sign(self, pdf: bytes) -> SignedPdf:
         """Return ``pdf`` with a new PAdES signature appended as an incremental update.
@@ -163,21 +196,55 @@ class PadesSigner:
                 closed, or the clock returned a naive datetime.
             RuntimeError: when called from a thread with a running asyncio event loop.
         """
+        # The input buffer is shared, not copied (BytesIO over bytes is copy-on-write), and
+        # pyHanko hashes a BytesIO output through a memoryview: input + output, no more.
+        output = io.BytesIO()
+        facts = self.sign_stream(io.BytesIO(pdf), output)
+        return SignedPdf(
+            pdf=output.getvalue(),
+            level=facts.level,
+            signed_at=facts.signed_at,
+            signer_subject=facts.signer_subject,
+            certificate_sha256=facts.certificate_sha256,
+        )
+
+    def sign_stream(self, source: BinaryIO, output: BinaryIO) -> SealFacts:
+        """Write ``source`` with a new PAdES signature appended to ``output``.
+
+        ``source`` must be readable and seekable (a file opened ``"rb"``, a BytesIO); it is
+        read, never written. ``output`` must be empty, readable, writable and seekable (a
+        file opened ``"w+b"``, a ``tempfile.SpooledTemporaryFile``): pyHanko fills in the
+        byte range and the signature after writing. Memory use does not grow with the file
+        size when both are file-backed. On any error ``output`` is truncated to empty, so no
+        half-signed document is left behind. Neither stream is closed.
+
+        Raises:
+            ValueError: ``output`` is not empty or lacks read, write or seek support.
+            UnreadablePdfError, SignatureFailedError, RuntimeError: as for :meth:`sign`.
+        """
         _refuse_running_loop()
+        _check_output(output)
         with self._lock:
             if self._closed:
                 raise SignatureFailedError("the signer is closed")
         signed_at = self._signing_time()
-        writer, field_name = _open_for_signing(pdf, self._policy.field_name)
-        output = io.BytesIO()
+        writer, field_name = _open_for_signing(source, self._policy.field_name, signed_at)
+        work = self._sign_async(field_name, writer, output, signed_at)
         try:
-            asyncio.run(self._sign_async(field_name, writer, output, signed_at))
-        except PdfError as exc:  # surfaced lazily while writing the update
-            raise UnreadablePdfError(f"{type(exc).__name__}: {exc}") from exc
-        except Exception as exc:  # pyHanko, asn1crypto, key backends: all foreign here
-            raise SignatureFailedError(f"{type(exc).__name__}: {exc}") from exc
-        return SignedPdf(
-            pdf=output.getvalue(),
+            if self._policy.level == "B-B":
+                asyncio.run(work)  # no network: a private loop is cheaper than a hop
+            else:
+                self._network.run(work)
+        except BaseException as exc:
+            work.close()  # no-op once it ran; else no "never awaited" warning
+            output.seek(0)
+            output.truncate()
+            if isinstance(exc, PdfError):  # surfaced lazily while writing the update
+                raise UnreadablePdfError(f"{type(exc).__name__}: {exc}") from exc
+            if isinstance(exc, Exception):  # pyHanko, asn1crypto, key backends: foreign
+                raise SignatureFailedError(f"{type(exc).__name__}: {exc}") from exc
+            raise
+        return SealFacts(
             level=self._policy.level,
             signed_at=signed_at,
             signer_subject=self._signer_subject,
@@ -188,14 +255,16 @@ class PadesSigner:
         self,
         field_name: str,
         writer: IncrementalPdfFileWriter,
-        output: io.BytesIO,
+        output: BinaryIO,
         signed_at: datetime,
     ) -> None:
         level = self._policy.level
         context: Any = None
-        if level in ("B-LT", "B-LTA"):
-            # Fresh per document: its fetchers are bound to this call's event loop.
-            context = ValidationContext(trust_roots=list(self._trust_roots), allow_fetching=True)
+        timestamper: Any = None
+        if level != "B-B":
+            timestamper = self._network.timestamper()
+        if level in _LT:
+            context = self._network.revinfo().context()
         meta = PdfSignatureMetadata(
             field_name=field_name,
             md_algorithm=self._policy.digest,
@@ -207,7 +276,7 @@ class PadesSigner:
             use_pades_lta=level == "B-LTA",
         )
         pdf_signer = _ClockedPdfSigner(
-            meta, self._signer, signing_time=signed_at, timestamper=self._timestamper
+            meta, self._signer, signing_time=signed_at, timestamper=timestamper
         )
         try:
             if level == "B-B":
@@ -215,15 +284,16 @@ class PadesSigner:
                     # Benign race: concurrent first calls measure the same value.
                     self._bytes_reserved = await self._measure_reserve(signed_at)
                 await pdf_signer.async_sign_pdf(
-                    writer, bytes_reserved=self._bytes_reserved, output=output
+                    writer, bytes_reserved=self._bytes_reserved, output=output, chunk_size=_IO_CHUNK
                 )
             else:
                 # The time-stamp token's size is the TSA's business: let pyHanko estimate
                 # (its dry run reuses the time-stamper's cached dummy response).
-                await pdf_signer.async_sign_pdf(writer, output=output)
-        finally:
+                await pdf_signer.async_sign_pdf(writer, output=output, chunk_size=_IO_CHUNK)
+        except BaseException:
             if context is not None:
-                await context.aclose()
+                self._network.revinfo().discard(context)
+            raise
 
     async def _measure_reserve(self, signed_at: datetime) -> int:
         """Hex digits to reserve for the CMS container, built once as pyHanko's dry run."""
@@ -260,14 +330,24 @@ class _ClockedPdfSigner(PdfSigner):
         return session
 
 
-def _open_for_signing(pdf: bytes, wanted_field: str) -> tuple[IncrementalPdfFileWriter, str]:
+def _check_output(output: BinaryIO) -> None:
+    if not (output.readable() and output.writable() and output.seekable()):
+        raise ValueError("the output stream must be readable, writable and seekable")
+    if output.seek(0, io.SEEK_END) != 0:
+        raise ValueError("the output stream must be empty")
+
+
+def _open_for_signing(
+    pdf: BinaryIO, wanted_field: str, signed_at: datetime
+) -> tuple[IncrementalPdfFileWriter, str]:
     """Parse ``pdf`` for an incremental update and pick a free field name.
 
     Everything pyHanko touches while signing (trailer, catalog, AcroForm, DocMDP) is
     resolved here, so parse failures are reported as :class:`UnreadablePdfError`.
     """
     try:
-        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        writer = ArchivalWriter(pdf, modified_at=signed_at)  # PDF/A: /Info agrees with XMP
+        writer.IO_CHUNK_SIZE = _IO_CHUNK
         if writer.prev.encrypted:
             raise UnreadablePdfError("the document is encrypted")
         certification = read_certification_data(writer.prev)

@@ -24,17 +24,17 @@ import asyncio
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from asn1crypto import cms
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.signers import PdfTimeStamper
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation.dss import async_add_validation_info
 from pyhanko_certvalidator import ValidationContext
 
+from signing._archival import ArchivalWriter
 from signing.errors import SignatureFailedError, UnreadablePdfError
 from signing.keys import load_root
 
@@ -126,7 +126,8 @@ async def _augment(
         if tsa_url is not None:
             stamper = PdfTimeStamper(HTTPTimeStamper(tsa_url, timeout=_TSA_TIMEOUT_S))
             out = io.BytesIO()
-            writer = IncrementalPdfFileWriter(io.BytesIO(current), strict=False)
+            # PDF/A: /Info and XMP get one modification time and producer (signing._archival).
+            writer = ArchivalWriter(io.BytesIO(current), modified_at=datetime.now(UTC))
             await stamper.async_timestamp_pdf(
                 writer, digest, validation_context=context, output=out
             )

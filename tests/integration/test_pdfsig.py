@@ -25,7 +25,7 @@ from signing.pades import PadesSigner
 from signing.policy import SigningPolicy
 from signing.upkeep import augment, renew
 from signing.validation import validate
-from tests.support.pdfs import make_pdf
+from tests.support.pdfs import make_pdf, write_large_pdf
 from tests.support.pki import PIN, SOFTHSM_MODULE, TOKEN_LABEL, CertomancerPki, running_pki
 
 pytestmark = [pytest.mark.pdfsig, pytest.mark.integration]
@@ -87,6 +87,23 @@ def test_pdfsig_accepts_our_seal(pki: DevPki, nss_db: str, tmp_path: Path) -> No
     assert "Total document signed" in out, out
     assert "Signature is Valid." in out, out
     assert "Certificate is Trusted." in out, out
+
+
+def test_pdfsig_accepts_a_streamed_seal_of_a_large_pdf(
+    pki: DevPki, nss_db: str, tmp_path: Path
+) -> None:
+    source, path = tmp_path / "large.pdf", tmp_path / "large-signed.pdf"
+    write_large_pdf(source, 24 * 2**20)
+    with (
+        PadesSigner(SigningPolicy(), pki.key_source()) as signer,
+        source.open("rb") as src,
+        path.open("w+b") as out,
+    ):
+        signer.sign_stream(src, out)
+
+    out_text = _pdfsig(nss_db, path)
+    assert "Total document signed" in out_text, out_text
+    assert "Signature is Valid." in out_text, out_text
 
 
 def test_pdfsig_accepts_every_signature_of_a_resigned_pdf(

@@ -7,7 +7,9 @@ Dutch text with diacritics (é, ë) survives text extraction.
 from __future__ import annotations
 
 import io
+import re
 import zlib
+from pathlib import Path
 
 
 def _escape(text: str) -> bytes:
@@ -122,3 +124,31 @@ def truncated_pdf() -> bytes:
 
 def not_a_pdf() -> bytes:
     return b"PK\x03\x04 this is a zip file, not a PDF" + b"\x00" * 64
+
+
+def write_large_pdf(path: Path, size: int, *, chunk: int = 8 * 2**20) -> None:
+    """Write a valid one-page PDF of about ``size`` bytes to ``path`` without holding it in
+    memory: the page of :func:`make_pdf` plus one unreferenced stream of filler, written in
+    ``chunk``-sized pieces (for bounded-memory tests and benchmarks)."""
+    head = make_pdf()
+    # Reuse make_pdf's objects; rewrite only the tail (xref/trailer) to add the big stream.
+    body = head[: head.index(b"\nxref\n") + 1]
+    offsets = [int(m) for m in re.findall(rb"(\d{10}) 00000 n", head)]
+    block = _noise(min(chunk, max(size, 1)))
+    with path.open("wb") as out:
+        out.write(body)
+        offsets.append(out.tell())
+        number = len(offsets)
+        out.write(f"{number} 0 obj\n<< /Length {size} >>\nstream\n".encode())
+        left = size
+        while left > 0:
+            out.write(block[: min(left, len(block))])
+            left -= len(block)
+        out.write(b"\nendstream\nendobj\n")
+        xref = out.tell()
+        out.write(f"xref\n0 {number + 1}\n0000000000 65535 f \n".encode())
+        for offset in offsets:
+            out.write(f"{offset:010d} 00000 n \n".encode())
+        out.write(
+            f"trailer\n<< /Size {number + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+        )
