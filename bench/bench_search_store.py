@@ -58,7 +58,7 @@ def build_store(work: Path, n: int) -> Path:
     return target
 
 
-def time_reindex(store_dir: Path, index_dir: Path, read_workers: int) -> None:
+def time_reindex(store_dir: Path, index_dir: Path, read_workers: int, processes: int = 2) -> None:
     store = AipStore(FsStorage(store_dir))
     keyer = OwnerKeyer(b"bench-secret-0123456789")
     ids = sorted(store.aip_ids())
@@ -73,12 +73,16 @@ def time_reindex(store_dir: Path, index_dir: Path, read_workers: int) -> None:
         store.index_record(aip_id)
     record_rate = 2000 / (time.perf_counter() - started)
     print(f"read only (index_record), 1 thread: {record_rate:,.0f} packages/s")
-    print("| read workers | reindex docs/s | seconds |")
-    print("|---|---|---|")
-    for workers in sorted({1, read_workers}):
+    print("| read threads | processes | reindex docs/s | seconds |")
+    print("|---|---|---|---|")
+    runs = [(1, 1), (read_workers, 1), (1, processes)]
+    for threads, procs in dict.fromkeys(runs):
         shutil.rmtree(index_dir, ignore_errors=True)
         with TantivyIndex(index_dir) as index:
             started = time.perf_counter()
-            stats = reindex(store, index, keyer, batch_size=5000, read_workers=workers)
+            stats = reindex(
+                store, index, keyer, batch_size=5000, read_workers=threads, processes=procs
+            )
             seconds = time.perf_counter() - started
-        print(f"| {workers} | {stats.indexed / seconds:,.0f} | {seconds:.1f} |", flush=True)
+        rate = stats.indexed / seconds
+        print(f"| {threads} | {procs} | {rate:,.0f} | {seconds:.1f} |", flush=True)

@@ -2,7 +2,7 @@
 
 usage:
   .venv/bin/python bench/search.py --n 100000 [--work /tmp/kluis-bench] [--seconds 10]
-  .venv/bin/python bench/search.py --reindex 20000 [--work /tmp/kluis-bench]
+  .venv/bin/python bench/search.py --reindex 20000 [--work /tmp/kluis-bench] [--processes 2]
 
 The corpus is ``bench/search_corpus.py`` (the study's generator; needs the ``bench`` extra):
 owners Zipf over 1M citizens + 100k enterprises, 300 agencies, 40 types, 2015-2024. It is
@@ -14,7 +14,7 @@ cache, up to 2,000 queries or ``--seconds`` per class; p50/p95/p99 in ms.
 
 ``--reindex N`` builds N real packages (``archive.package.build_aip`` + ``AipStore.commit``
 on the filesystem backend) under ``<work>/store-<N>`` once, then times ``search.reindex``
-into a fresh index (``--read-workers`` threads read packages).
+into a fresh index: one reader, ``--read-workers`` threads, ``--processes`` processes.
 """
 
 from __future__ import annotations
@@ -331,7 +331,7 @@ def bench_reindex(args: argparse.Namespace) -> None:
 
     work = Path(args.work)
     store_dir = build_store(work, args.reindex)
-    time_reindex(store_dir, work / f"reindex-{args.reindex}", args.read_workers)
+    time_reindex(store_dir, work / f"reindex-{args.reindex}", args.read_workers, args.processes)
 
 
 def main() -> None:
@@ -343,6 +343,7 @@ def main() -> None:
     parser.add_argument("--reindex", type=int, default=0, help="packages for the reindex bench")
     parser.add_argument("--workers", type=int, default=2, help="analysis processes")
     parser.add_argument("--read-workers", type=int, default=1)
+    parser.add_argument("--processes", type=int, default=2, help="reindex reader processes")
     args = parser.parse_args()
     print(f"tantivy {getattr(tantivy, '__version__', '?')}, {os.cpu_count()} cores, n={args.n:,}")
     if args.reindex:

@@ -197,6 +197,24 @@ def test_relevance_pages_rank_by_score_and_never_repeat(index: Index) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_relevance_orders_a_large_tie_by_time_then_id_across_every_page(index: Index) -> None:
+    # 300 equal scores: more than the first window of hits the tantivy backend reads, with
+    # four documents per timestamp, so (time, id) decides at many page edges.
+    tied = [
+        doc(f"tie-{i:03d}", i % 75, title="Brief", text="vergunning", owner_key=OWNER_B)
+        for i in range(300)
+    ]
+    put(index, doc("best", 0, title="Vergunning", text="vergunning", owner_key=OWNER_B), *tied)
+    expected = ["best"] + [
+        d.aip_id for d in sorted(tied, key=lambda d: (-d.ingested_at.timestamp(), d.aip_id))
+    ]
+
+    query = Query(owner_key=OWNER_B, text="vergunning", sort="relevance", limit=7)
+    served = all_pages(index, query)
+
+    assert served == expected
+
+
 @pytest.mark.parametrize(
     ("indexed", "queried"),
     [
@@ -242,6 +260,11 @@ def test_facets_count_every_match_not_only_the_page(index: Index) -> None:
     assert dict(page.facets["document_type"]) == {"besluit": 2, "attest": 1}
     assert dict(page.facets["year"]) == {"2024": 2, "2023": 1}
     assert index.search(Query()).facets == {}
+    # The total is the same whichever facets are asked for, also when nothing matches.
+    for facets in [(), ("agency_id",), ("year",), ("document_type", "year")]:
+        assert index.search(Query(text="aanvraag", facets=facets)).total == 3
+        assert index.search(Query(agency_id="B", facets=facets)).total == 2
+        assert index.search(Query(text="onbekend", facets=facets)).total == 0
 
 
 def test_filters_combine_with_and(index: Index) -> None:

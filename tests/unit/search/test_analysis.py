@@ -3,7 +3,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import Stemmer
 
+from search import analysis
 from search.analysis import MAX_TOKEN_CHARS, analyze, fold
 
 
@@ -72,3 +74,17 @@ def test_owner_numbers_never_become_terms() -> None:
     assert "85073003328" not in terms
     assert "0203201340" not in terms
     assert "2026" in terms
+
+
+def test_the_stem_memo_never_changes_terms_also_when_it_starts_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A tiny memo overflows many times below; every answer must still be the stemmer's own,
+    # and words that yield no term (owner numbers, overlong tokens) stay without one.
+    monkeypatch.setattr(analysis, "STEM_MEMO_WORDS", 5)
+    stemmer = Stemmer.Stemmer(analysis.STEMMER_ALGORITHM)
+    vocabulary = ["vergunningen", "besluiten", "woningen", "aanvragen", "gemeenten", "attesten"]
+    for round_ in range(20):
+        words = vocabulary[round_ % 3 :] + ["85073003328", "z" * (MAX_TOKEN_CHARS + 1)]
+        expected = stemmer.stemWords(vocabulary[round_ % 3 :])
+        assert analyze(" ".join(words + words)) == expected + expected

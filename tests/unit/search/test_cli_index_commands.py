@@ -55,3 +55,6 @@ def test_reconcile_index_heals_a_lost_entry_and_reindex_resumes(
     assert f"indexed 0 packages (resumed after {aip_id})" in resumed.stdout
     assert not (data_dir / "reindex.checkpoint").exists()
     assert "indexed 1 packages" in run(data_dir, "reindex").stdout
+    rebuilt = run(data_dir, "reindex", "--fresh", "--processes", "2")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "indexed 1 packages" in rebuilt.stdout

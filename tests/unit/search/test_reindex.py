@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -14,6 +15,7 @@ from archive.store import AipStore
 from search import OwnerKeyer, Query, TantivyIndex, project, reindex
 from search.projection import project_record
 from search.reconcile import reconcile_index
+from search.reindex import projected
 from tests.support.eark import make_input
 from tests.unit.search.builders import manifest
 
@@ -139,3 +141,48 @@ def test_an_unversioned_record_projects_like_its_manifest(tmp_path: Path) -> Non
     [doc] = store.document_ids()
     expected = project(store.manifest(doc), store.read_text(doc), KEYER)
     assert project_record(store.index_record(doc), KEYER) == expected
+
+
+class _TwoArgumentError(Exception):
+    """Like some archive errors: cannot be rebuilt from ``args`` (does not survive pickling)."""
+
+    def __init__(self, document_id: str, why: str) -> None:
+        super().__init__(f"{document_id}: {why}")
+
+
+class _BrokenOne(PackagesInMemory):
+    def __init__(self, broken: str, *manifests: AipManifest) -> None:
+        super().__init__(*manifests)
+        self.broken = broken
+
+    def index_record(self, document_id: str) -> IndexRecord:
+        if document_id == self.broken:
+            raise _TwoArgumentError(document_id, "unreadable")
+        return super().index_record(document_id)
+
+
+def test_reader_processes_give_the_same_documents_in_the_same_order() -> None:
+    # More documents than one task and than the window of tasks in flight.
+    store = PackagesInMemory(*(manifest(f"aip-{i:03d}", minutes=i) for i in range(700)))
+    ids = sorted(store.packages)
+
+    in_processes = list(projected(store, KEYER, ids, processes=2))
+
+    assert in_processes == list(projected(store, KEYER, ids))
+    assert [d.aip_id for d in in_processes] == ids
+
+
+def test_with_reader_processes_a_broken_package_raises_its_own_error_and_checkpoints(
+    tmp_path: Path, index: TantivyIndex
+) -> None:
+    store = _BrokenOne("aip-150", *(manifest(f"aip-{i:03d}", minutes=i) for i in range(200)))
+    checkpoint = tmp_path / "reindex.checkpoint"
+
+    with pytest.raises(_TwoArgumentError, match="aip-150: unreadable"):
+        reindex(store, index, KEYER, batch_size=50, checkpoint=checkpoint, processes=2)
+
+    assert json.loads(checkpoint.read_text())["after"] == "aip-149"
+    store.broken = ""
+    stats = reindex(store, index, KEYER, batch_size=50, checkpoint=checkpoint, processes=2)
+    assert (stats.resumed_after, stats.indexed) == ("aip-149", 50)
+    assert sorted(index.ids()) == sorted(store.packages)
