@@ -2,29 +2,34 @@
 
 Keys are exactly ``aips/<aip_id>/<path inside the package>``.
 
-Commit protocol: every file except the root METS is written first (each as a conditional
-create; an identical leftover of an earlier, interrupted attempt is accepted, different bytes
-are not), then the root METS with ``if_absent=True`` and ``retain_until``. That last write is
-the commit marker: a package without it is *incomplete* and invisible to every reader here; a
-second commit of the same id fails with :class:`ObjectExistsError` and overwrites nothing.
-Finally :meth:`AipStore.seal` extends the root METS's retention to every file.
+Commit protocol: every file except the root METS is written first, then the root METS with
+``if_absent=True`` and ``retain_until``. That last write is the commit marker: a package
+without it is *incomplete* and invisible to every reader here; a second commit of the same id
+fails with :class:`ObjectExistsError` and overwrites nothing. Files go through
+:meth:`Storage.put_new` (batched durability, no conditional-create round trip): an aip id has
+one writer (ids are fresh UUIDs, and an ingest or version claim precedes each commit).
 
 Versions: a package never changes; :meth:`AipStore.commit_version` stores a new AIP whose
 root METS points to its predecessor and :meth:`AipStore.resolve` gives the newest version of
 a document by default, any older one on request (see the "versions" section below).
 
-Why files are locked only after the commit marker: locked objects cannot be deleted (on S3 in
-COMPLIANCE mode not even by an administrator), so an interrupted commit must leave *unlocked*
-leftovers that ``discard_incomplete`` can remove. The price is a short window in which a
-committed package has unlocked files; ``seal`` is idempotent and the reconcile job re-runs it
-for committed packages (the root METS's own retention is the source of truth).
+With a retention, files are written *under* it (no ``set_retention`` per file afterwards:
+that doubled the requests on S3). Locked objects cannot be deleted (on S3 in COMPLIANCE mode
+not even by an administrator), so an interrupted commit could not be cleaned up; instead it is
+*finished*: before the first locked file, a commit intent (:mod:`archive.commit_intent`, no
+retention) stores the root METS and those files' bytes, and :meth:`AipStore.complete` (run by
+reconcile) writes whatever is missing and the root METS. Files larger than
+``INTENT_MAX_FILE`` are not copied into the intent: they are written without retention
+before it and sealed after the marker (``seal`` is idempotent; reconcile re-runs it). Without
+a retention nothing is locked and an interrupted commit is discarded as before.
 
 Invariants:
 - committed bytes are never overwritten or deleted by this class (disposal belongs to
   retention and goes through the storage lock rules);
 - what is read is checked against the root METS: metadata before it is parsed
   (:class:`IntegrityError` on mismatch), content by ``verify`` and ``read_text``;
-- ``discard_incomplete`` refuses committed packages. It must only be called for packages whose
+- ``discard_incomplete`` refuses committed packages, and packages with a commit intent whose
+  retention is in force (``complete`` them). It must only be called for packages whose
   writer is known to have stopped (the reconcile job's lease and an age threshold): deleting
   under a commit that is still running would leave that commit without its files.
 """
@@ -33,30 +38,38 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from archive import layout
+from archive.commit_intent import PREFIX as INTENT_PREFIX
+from archive.commit_intent import CommitIntent, decode_intent, encode_intent, intent_key
 from archive.descriptive import read_descriptive
 from archive.errors import (
     IntegrityError,
     InvalidPackageError,
     ObjectExistsError,
+    ObjectLockedError,
     ObjectNotFoundError,
     PackageCommittedError,
     PackageNotFoundError,
 )
 from archive.fixity import FileCheck, FixityReport, FixityStatus, hash_stream
 from archive.mets import RootMets
-from archive.model import AipManifest, BuiltPackage, FileEntry, IndexRecord
+from archive.model import AipManifest, BuiltPackage, DocumentMetadata, FileEntry, IndexRecord
 from archive.reader import check_bytes, read_manifest, read_root
-from archive.storage.base import Storage
+from archive.storage.base import NewObject, Storage
 from archive.xml import DEFAULT_MAX_BYTES
 
 __all__ = ["AipStore"]
 
+
+INTENT_MAX_FILE = 8 * 1024 * 1024
+"""Files up to this size are copied into the commit intent and written under retention; larger
+ones are written before the intent without retention and sealed after the commit marker (for
+them one more request is cheaper than writing their bytes twice)."""
 
 VERSION_CLAIM_GRACE = timedelta(minutes=10)
 """How long a claimed but uncommitted version blocks the next one (its writer may be alive)."""
@@ -105,13 +118,108 @@ class AipStore:
         root_key = layout.aip_key(pkg.aip_id, layout.ROOT_METS)
         if self._storage.exists(root_key):
             raise ObjectExistsError(root_key)
-        for path, data in pkg.files.items():
-            self._put_once(layout.aip_key(pkg.aip_id, path), data)
+        sha256 = {entry.path: entry.sha256 for entry in manifest.files}
+        if retain_until is None:  # nothing gets locked: leftovers stay deletable
+            self._put_new(pkg.aip_id, pkg.files, sha256, None)
+            self._put(root_key, pkg.root_mets, None, if_absent=True)
+            return manifest
+        small = {p: d for p, d in pkg.files.items() if len(d) <= INTENT_MAX_FILE}
+        large = [p for p in pkg.files if p not in small]
+        for path in large:
+            self._put_once(layout.aip_key(pkg.aip_id, path), pkg.files[path])
+        intent = CommitIntent(pkg.aip_id, self._clock(), retain_until, pkg.root_mets, small)
+        self._write_intent(intent)
+        self._put_new(pkg.aip_id, small, sha256, retain_until)
         self._put(root_key, pkg.root_mets, retain_until, if_absent=True)
-        if retain_until is not None:  # the files were just written without retention
-            for path in pkg.files:
-                self._storage.set_retention(layout.aip_key(pkg.aip_id, path), retain_until)
+        for path in large:
+            self._storage.set_retention(layout.aip_key(pkg.aip_id, path), retain_until)
+        self._storage.delete(intent_key(pkg.aip_id))
         return manifest
+
+    def _put_new(
+        self,
+        aip_id: str,
+        files: Mapping[str, bytes],
+        sha256: Mapping[str, str],
+        retain_until: datetime | None,
+    ) -> None:
+        objects = [NewObject(layout.aip_key(aip_id, p), d, sha256[p]) for p, d in files.items()]
+        self._storage.put_new(objects, retain_until=retain_until)
+
+    def _write_intent(self, intent: CommitIntent) -> None:
+        raw = encode_intent(intent)
+        key = intent_key(intent.aip_id)
+        try:
+            self._storage.put_new([NewObject(key, raw, hashlib.sha256(raw).hexdigest())])
+        except ObjectExistsError:  # an interrupted attempt's: fine if it commits the same
+            if self._read_intent(intent.aip_id).root_mets != intent.root_mets:
+                raise
+
+    def _read_intent(self, aip_id: str) -> CommitIntent:
+        """Raises: ObjectNotFoundError, InvalidPackageError, StorageUnavailableError."""
+        with self._storage.open(intent_key(aip_id)) as stream:
+            return decode_intent(aip_id, stream.read())
+
+    def complete(self, aip_id: str, *, written_before: datetime | None = None) -> bool:
+        """Finish an interrupted commit from its intent; True when this call committed it.
+
+        Writes the files the intent holds that are missing (under the intent's retention),
+        checks that every other listed file is present with its SHA-256, writes the root METS
+        (the commit marker), seals and deletes the intent. False, and nothing written, when
+        there is no intent, when it is not older than ``written_before`` (its writer may be
+        alive), when its retention has ended (``discard_incomplete`` it), or when the package
+        is already committed (its leftover intent is deleted). Idempotent.
+
+        Raises:
+            InvalidPackageError: the intent is damaged, or a listed file is missing without a
+                copy in the intent or holds other bytes: the package cannot be finished.
+            StorageUnavailableError.
+        """
+        try:
+            intent = self._read_intent(aip_id)
+        except ObjectNotFoundError:
+            return False
+        if self.is_committed(aip_id):
+            self._storage.delete(intent_key(aip_id))
+            return False
+        if written_before is not None and intent.written_at >= written_before:
+            return False
+        if intent.retain_until <= self._clock():
+            # Nothing of it is locked any more, so discard it instead; and a package disposed
+            # of after its retention must never come back from a forgotten intent.
+            return False
+        root = read_root(aip_id, intent.root_mets)
+        missing: dict[str, bytes] = {}
+        for entry in root.files:
+            try:
+                stored = self._storage.stat(layout.aip_key(aip_id, entry.path))
+            except ObjectNotFoundError:
+                if entry.path not in intent.files:
+                    raise InvalidPackageError(aip_id, f"{entry.path} is missing") from None
+                missing[entry.path] = check_bytes(aip_id, entry, intent.files[entry.path])
+                continue
+            if stored.sha256 != entry.sha256 or stored.size != entry.size:
+                raise InvalidPackageError(aip_id, f"{entry.path} holds other bytes")
+        sha256 = {entry.path: entry.sha256 for entry in root.files}
+        self._put_new(aip_id, missing, sha256, intent.retain_until)
+        root_key = layout.aip_key(aip_id, layout.ROOT_METS)
+        try:
+            self._put(root_key, intent.root_mets, intent.retain_until, if_absent=True)
+            finished = True
+        except ObjectExistsError:  # its writer was alive after all and committed it
+            finished = False
+        self.seal(aip_id)
+        self._storage.delete(intent_key(aip_id))
+        return finished
+
+    def commit_intents(self) -> Iterator[str]:
+        """Ids with a commit intent: interrupted commits (or ones still running).
+
+        Raises:
+            StorageUnavailableError.
+        """
+        for key in self._storage.keys(INTENT_PREFIX):
+            yield key.removeprefix(INTENT_PREFIX)
 
     def seal(self, aip_id: str) -> int:
         """Give every file of a committed package the retention of its root METS.
@@ -198,18 +306,30 @@ class AipStore:
     def discard_incomplete(self, aip_id: str) -> int:
         """Delete every object of an uncommitted package; return how many were deleted.
 
+        Its commit intent goes last, so a failure part-way leaves it finishable.
+
         Raises:
             PackageCommittedError: the package is committed.
-            ObjectLockedError: an object is under retention or hold (it stays until then).
+            ObjectLockedError: an object is under retention or hold (it stays until then), or
+                the package has a commit intent whose retention is in force: its files may be
+                locked, so :meth:`complete` it instead (nothing is deleted).
             StorageUnavailableError.
         """
         if self.is_committed(aip_id):
             raise PackageCommittedError(aip_id, "discard it as incomplete")
+        try:
+            intent: CommitIntent | None = self._read_intent(aip_id)
+        except ObjectNotFoundError:
+            intent = None
+        if intent is not None and intent.retain_until > self._clock():
+            raise ObjectLockedError(layout.aip_prefix(aip_id), intent.retain_until)
         keys = list(self._storage.keys(layout.aip_prefix(aip_id)))
         if self.is_committed(aip_id):  # a commit finished while we listed
             raise PackageCommittedError(aip_id, "discard it as incomplete")
         for key in keys:
             self._storage.delete(key)
+        if intent is not None:
+            self._storage.delete(intent_key(aip_id))
         return len(keys)
 
     # -- versions (E-ARK AIP versioning) -------------------------------------------------------
@@ -520,3 +640,90 @@ class AipStore:
             root_mets_sha256=hashlib.sha256(data).hexdigest(),
             files=tuple(checks),
         )
+
+    # -- whole-document retention and legal holds (every object of every version) --------------
+    #
+    # Retention records and holds apply to a *document*: all its AIP versions and the version
+    # claims that name them. These methods touch every such object, so disposal can later
+    # delete all of them once (and only once) every lock allows it.
+
+    def document_keys(self, document_id: str) -> list[str]:
+        """Storage keys of every object of every committed version of the document, and of
+        its version claims.
+
+        Raises:
+            PackageNotFoundError, StorageUnavailableError.
+        """
+        keys: list[str] = []
+        for aip_id in self.versions(document_id):
+            keys.extend(self._storage.keys(layout.aip_prefix(aip_id)))
+        keys.extend(self._storage.keys(f"versions/{document_id}/"))
+        return keys
+
+    def extend_document_retention(self, document_id: str, until: datetime) -> int:
+        """Extend the retention of every object of every version to at least ``until``;
+        a longer retention in force stays (COMPLIANCE cannot be shortened). Idempotent;
+        returns how many objects were changed.
+
+        Raises:
+            PackageNotFoundError, StorageUnavailableError.
+        """
+        changed = 0
+        for key in self.document_keys(document_id):
+            current = self._storage.stat(key).retain_until
+            if current is None or current < until:
+                self._storage.set_retention(key, until)
+                changed += 1
+        return changed
+
+    def set_document_legal_hold(self, document_id: str, hold: bool) -> int:
+        """Place or lift the legal hold on every object of every version. Idempotent;
+        returns how many objects were changed.
+
+        Raises:
+            PackageNotFoundError, StorageUnavailableError.
+        """
+        changed = 0
+        for key in self.document_keys(document_id):
+            if self._storage.stat(key).legal_hold != hold:
+                self._storage.set_legal_hold(key, hold)
+                changed += 1
+        return changed
+
+    def document_locked_until(self, document_id: str) -> datetime | None:
+        """The latest retention in force on the root METS of any version (the commit marker
+        carries the package's retention; ``seal`` and the methods above give it to every
+        file), or None when no version is locked.
+
+        Raises:
+            PackageNotFoundError, StorageUnavailableError.
+        """
+        found = [
+            self._storage.stat(layout.aip_key(a, layout.ROOT_METS)).retain_until
+            for a in self.versions(document_id)
+        ]
+        dated = [d for d in found if d is not None]
+        return max(dated) if dated else None
+
+    def metadata(self, aip_id: str) -> DocumentMetadata:
+        """The package's descriptive metadata (root METS and descriptive file only, checked
+        against the root METS; PREMIS and text are not read).
+
+        Raises:
+            PackageNotFoundError, IntegrityError, InvalidPackageError, HostileXmlError,
+            StorageUnavailableError.
+        """
+        _, root = self._root(aip_id)
+        return read_descriptive(self._read_listed(aip_id, root.descriptive), aip_id=aip_id)
+
+    def legal_hold(self, aip_id: str) -> bool:
+        """Whether the package's root METS carries a legal hold (holds are placed on every
+        object of every version, so a new version of a held document must be held too).
+
+        Raises:
+            PackageNotFoundError, StorageUnavailableError.
+        """
+        try:
+            return self._storage.stat(layout.aip_key(aip_id, layout.ROOT_METS)).legal_hold
+        except ObjectNotFoundError as exc:
+            raise PackageNotFoundError(aip_id) from exc

@@ -3,18 +3,24 @@
 usage: .venv/bin/python bench/storage.py [--backends fs,s3] [--n 100] [--runs 3] [--big-mb 1024]
 
 s3 needs a server: KLUIS_TEST_S3_ENDPOINT (+ _ACCESS_KEY, _SECRET_KEY), e.g. from
-``S3_PYTHON=.venv/bin/python CEPH_OBJECTSTORE=memstore bash deploy/ceph/start.sh``.
+``S3_PYTHON=.venv/bin/python CEPH_OBJECTSTORE=memstore bash deploy/ceph/start.sh``. On that
+4 GiB memstore cluster mind the big objects: deleted, they still hold their space until RGW's
+garbage collection (2 h by default; ``radosgw-admin gc process --include-all`` runs it now),
+and a full OSD blocks every write. ``--big-mb 256`` measures the same path.
 fs writes under bench/out/ (git-ignored). Rows:
 
-- packages/s written: ``AipStore.commit`` (every file fsync'd or PUT, root METS last,
-  retention, seal) vs raw: the same files written with open/write/fsync/rename (fs) or plain
-  minio ``put_object`` (s3), expressed per package;
+- packages/s written: ``AipStore.commit`` with a retention (commit intent, every file fsync'd
+  or PUT under retention, root METS last, intent deleted) vs raw: the same files written one
+  after another with open/write/fsync/rename (fs) or plain minio ``put_object`` (s3),
+  expressed per package. ``put_new`` writes a package's files concurrently (fs: fsyncs, s3:
+  PUTs), so a second row gives the raw path the same concurrency;
 - packages/s read: ``manifest`` + stream the PDF (every metadata file checked) vs raw reads of
   the same files;
 - MB/s for one big object (``--big-mb``) written and read vs raw (fs: write+fsync/read;
   s3: minio ``put_object``/``get_object`` with the same part size);
 - peak Python memory (tracemalloc) during the big write and read.
-Every rate is the median of ``--runs`` runs; the machine is shared, so expect noise.
+Every rate is the median of ``--runs`` runs; Kluis and raw runs alternate (ours, raw, ours,
+raw, ...) so that load from other users of the shared machine hits both alike.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,8 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from archive.model import BuiltPackage
 from archive.package import build_aip
 from archive.storage.base import Storage
-from archive.storage.fs import FsStorage
-from archive.storage.s3 import DEFAULT_PART_SIZE
+from archive.storage.fs import SYNC_WORKERS, FsStorage
+from archive.storage.s3 import DEFAULT_PART_SIZE, DEFAULT_PUT_WORKERS
 from archive.store import AipStore
 from tests.support.eark import make_input
 
@@ -77,13 +84,16 @@ def packages(n: int) -> list[BuiltPackage]:
     return [build_aip(make_input(str(uuid.uuid4()))) for _ in range(n)]
 
 
-def median_rate(runs: int, n: int, fn: Callable[[], None]) -> float:
-    rates = []
+def interleaved_rates(runs: int, n: int, **fns: Callable[[], None]) -> dict[str, float]:
+    """Median rate (n per second) of each function over ``runs`` rounds. Each round runs every
+    function once, in turn, so a load change on the shared machine hits all of them alike."""
+    rates: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        rates.append(n / (time.perf_counter() - start))
-    return statistics.median(rates)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            rates[name].append(n / (time.perf_counter() - start))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def bench_packages(
@@ -92,21 +102,44 @@ def bench_packages(
     raw_get: Callable[[str], bytes],
     n: int,
     runs: int,
+    workers: int,
 ) -> dict[str, float]:
     store = AipStore(storage)
     until = datetime.now(UTC) + timedelta(days=1)
-    batches = [packages(n) for _ in range(runs)]
+    ours_batches = iter([packages(n) for _ in range(runs)])
+    raw_batches = iter([packages(n) for _ in range(runs)])
+    parallel_batches = iter([packages(n) for _ in range(runs)])
+    pool = ThreadPoolExecutor(workers)
     written: list[BuiltPackage] = []
-    it = iter(batches)
+    raw_keys: list[str] = []
 
     def ours_write() -> None:
-        batch = next(it)
+        batch = next(ours_batches)
         for pkg in batch:
             store.commit(pkg, retain_until=until)
         written.extend(batch)
 
-    w = median_rate(runs, n, ours_write)
+    def raw_write() -> None:
+        for pkg in next(raw_batches):
+            for path, data in [*pkg.files.items(), ("METS.xml", pkg.root_mets)]:
+                key = f"raw/{pkg.aip_id}/{path}"
+                raw_put(key, data)
+                raw_keys.append(key)
+
+    def raw_parallel_write() -> None:
+        # The raw path with the concurrency Kluis' put_new uses: a package's files at once.
+        for pkg in next(parallel_batches):
+            files = [(f"rawp/{pkg.aip_id}/{path}", data) for path, data in pkg.files.items()]
+            files.append((f"rawp/{pkg.aip_id}/METS.xml", pkg.root_mets))
+            list(pool.map(lambda item: raw_put(*item), files))
+
+    writes = interleaved_rates(
+        runs, n, ours=ours_write, raw=raw_write, raw_parallel=raw_parallel_write
+    )
+    pool.shutdown()
     ids = [p.aip_id for p in written[:n]]
+    per_pkg = len(raw_keys) // (n * runs)
+    read_keys = raw_keys[: n * per_pkg]
 
     def ours_read() -> None:
         for aip_id in ids:
@@ -114,28 +147,20 @@ def bench_packages(
             with store.open_file(aip_id, manifest.pdf_path) as handle:
                 handle.read()
 
-    r = median_rate(runs, n, ours_read)
-    raw_batches = [packages(n) for _ in range(runs)]
-    rit = iter(raw_batches)
-    raw_keys: list[str] = []
-
-    def raw_write() -> None:
-        for pkg in next(rit):
-            for path, data in [*pkg.files.items(), ("METS.xml", pkg.root_mets)]:
-                key = f"raw/{pkg.aip_id}/{path}"
-                raw_put(key, data)
-                raw_keys.append(key)
-
-    rw = median_rate(runs, n, raw_write)
-    per_pkg = len(raw_keys) // (n * runs)
-    read_keys = raw_keys[: n * per_pkg]
-
     def raw_read() -> None:
         for key in read_keys:
             raw_get(key)
 
-    rr = median_rate(runs, n, raw_read)
-    return {"write": w, "read": r, "raw_write": rw, "raw_read": rr, "files": per_pkg}
+    reads = interleaved_rates(runs, n, ours=ours_read, raw=raw_read)
+    return {
+        "write": writes["ours"],
+        "read": reads["ours"],
+        "raw_write": writes["raw"],
+        "raw_parallel_write": writes["raw_parallel"],
+        "raw_read": reads["raw"],
+        "files": per_pkg,
+        "workers": workers,
+    }
 
 
 def bench_big(
@@ -179,7 +204,7 @@ def bench_big(
     }
 
 
-def fs_backend(root: Path) -> tuple[Storage, Any, Any, Any, Any]:
+def fs_backend(root: Path) -> tuple[Storage, Any, Any, Any, Any, Callable[[], None]]:
     shutil.rmtree(root, ignore_errors=True)
     storage = FsStorage(root / "kluis")
     raw = root / "raw"
@@ -214,10 +239,10 @@ def fs_backend(root: Path) -> tuple[Storage, Any, Any, Any, Any]:
                 n += len(chunk)
         return n
 
-    return storage, put, get, put_big, get_big
+    return storage, put, get, put_big, get_big, lambda: shutil.rmtree(root, ignore_errors=True)
 
 
-def s3_backend() -> tuple[Storage, Any, Any, Any, Any]:
+def s3_backend() -> tuple[Storage, Any, Any, Any, Any, Callable[[], None]]:
     from tests.support.s3 import S3Server
 
     server = S3Server(
@@ -256,7 +281,20 @@ def s3_backend() -> tuple[Storage, Any, Any, Any, Any]:
             response.release_conn()
         return n
 
-    return storage, put, get, put_big, get_big
+    return storage, put, get, put_big, get_big, lambda: s3_remove_raw(client, bucket)
+
+
+def s3_remove_raw(client: Any, bucket: str) -> None:
+    """Remove every version of the raw path's objects (ours stay: they are locked). The test
+    cluster is a 4 GiB memstore shared by everyone's tests: leave little behind."""
+    from minio.deleteobjects import DeleteObject
+
+    for prefix in ("raw/", "rawp/"):
+        found = client.list_objects(bucket, prefix=prefix, recursive=True, include_version=True)
+        victims = [DeleteObject(o.object_name, o.version_id) for o in found]
+        for i in range(0, len(victims), 1000):
+            for error in client.remove_objects(bucket, victims[i : i + 1000]):
+                print(f"could not remove {error.name}: {error.message}", file=sys.stderr)
 
 
 def main() -> None:
@@ -269,14 +307,14 @@ def main() -> None:
     rows = []
     for name in args.backends.split(","):
         built = fs_backend(OUT) if name == "fs" else s3_backend()
-        storage, put, get, put_big, get_big = built
+        storage, put, get, put_big, get_big, cleanup = built
         try:
-            p = bench_packages(storage, put, get, args.n, args.runs)
+            workers = SYNC_WORKERS if name == "fs" else DEFAULT_PUT_WORKERS
+            p = bench_packages(storage, put, get, args.n, args.runs, workers)
             b = bench_big(storage, put_big, get_big, args.big_mb * MB)
         finally:
+            cleanup()
             storage.close()
-            if name == "fs":
-                shutil.rmtree(OUT, ignore_errors=True)
         rows.append((name, p, b))
     print(
         f"storage bench: n={args.n} packages x {args.runs} runs (median), big object "
@@ -288,6 +326,11 @@ def main() -> None:
         files = int(p["files"])
         for label, ours, raw in (
             (f"packages/s written ({files} files each)", p["write"], p["raw_write"]),
+            (
+                f"packages/s written, raw {int(p['workers'])} files at once",
+                p["write"],
+                p["raw_parallel_write"],
+            ),
             ("packages/s read (manifest + PDF)", p["read"], p["raw_read"]),
             (f"MB/s write {args.big_mb} MiB object", b["write"], b["raw_write"]),
             (f"MB/s read {args.big_mb} MiB object", b["read"], b["raw_read"]),

@@ -7,8 +7,9 @@ Keys are relative paths of safe segments (``aips/<id>/METS.xml``). Every backend
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
@@ -26,6 +27,15 @@ def check_key(key: str) -> str:
         if not _SEGMENT.match(segment) or segment in (".", ".."):
             raise InvalidKeyError(key, f"segment {segment!r} is not allowed")
     return key
+
+
+@dataclass(frozen=True)
+class NewObject:
+    """One small object for :meth:`Storage.put_new`: its bytes and their expected SHA-256."""
+
+    key: str
+    data: bytes
+    sha256: str
 
 
 class Storage(Protocol):
@@ -53,6 +63,27 @@ class Storage(Protocol):
             ObjectExistsError: ``if_absent`` and an object already exists (conditional create).
             IntegrityError: the bytes do not match ``sha256`` or ``size``; nothing is stored.
             StorageUnavailableError: the backend failed; nothing acknowledged is lost.
+        """
+        ...
+
+    def put_new(
+        self, objects: Sequence[NewObject], *, retain_until: datetime | None = None
+    ) -> None:
+        """Store small new objects that only this caller writes (the files of a fresh package).
+
+        Each object is atomic (whole or none) and SHA-256 checked; all are durable when this
+        returns (in no particular order among themselves: a crash may leave any subset).
+        Cheaper than ``put`` per object: a backend batches durability (fs: one fsync per
+        directory) and skips the round trips of a strict conditional create. So an existing
+        object under a key is noticed only where that costs nothing: fs always, S3 where the
+        store honours ``If-None-Match`` (Ceph RGW in a versioned bucket does not: the new
+        bytes become the current version). An existing object with the same bytes is kept:
+        an identical retry is not an error.
+
+        Raises:
+            IntegrityError: bytes do not match their SHA-256; checked before anything is stored.
+            ObjectExistsError: a key holds other bytes (where noticed, see above).
+            StorageUnavailableError: the backend failed; some objects may be stored.
         """
         ...
 
@@ -91,6 +122,20 @@ class Storage(Protocol):
         Raises:
             ObjectLockedError: retention or legal hold forbids it.
             StorageUnavailableError.
+        """
+        ...
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Remove many objects (missing keys are not errors); return how many existed.
+
+        Every object is checked before the first is removed: one under retention or legal
+        hold makes the whole call refuse with nothing removed (a lock placed concurrently
+        may still stop it half-way; the backend refuses that object). Durable when it
+        returns, like ``delete``, but cheaper for whole trees: fs syncs each surviving
+        directory once instead of once per object.
+
+        Raises:
+            ObjectLockedError, StorageUnavailableError, InvalidKeyError.
         """
         ...
 

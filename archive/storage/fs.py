@@ -1,20 +1,25 @@
 """``FsStorage``: the Storage protocol on a local filesystem directory.
 
-Object ``a/b/c`` is the file ``<root>/a/b/c``. Next to it, a hidden sidecar ``.c.meta``
-records ``{"ino", "size", "sha256", "retain_until", "legal_hold"}``. Names starting with a dot
-are never valid keys (see :func:`check_key`), so temp files and sidecars are invisible to
-``keys()``, ``exists()`` and ``open()``.
+Object ``a/b/c`` is the file ``<root>/a/b/c``. Its metadata ``{"size", "sha256",
+"retain_until", "legal_hold"}`` is a JSON extended attribute ``user.kluis.meta`` on the file
+itself, so data and metadata share one inode: they are published together and can never
+disagree. Names starting with a dot are never valid keys (see :func:`check_key`), so temp
+files are invisible to ``keys()``, ``exists()`` and ``open()``. The filesystem must keep user
+extended attributes (ext4, xfs, btrfs, zfs, tmpfs on Linux >= 6.6; the constructor checks);
+copy a storage root with tools that keep them (``cp -a``, ``rsync -X``).
 
-Write protocol (``put``): stream into a temp file in the target directory while hashing,
-check size and SHA-256 (mismatch: temp removed, :class:`IntegrityError`, nothing stored),
-fsync, write the sidecar temp (naming the data inode), then publish the data with
-``rename`` (overwrite) or ``os.link`` (``if_absent``: fails atomically with EEXIST, so of
-concurrent creators exactly one wins), publish the sidecar with ``rename``, remove the temps
-and fsync the directory. Readers see the whole object or none.
+Write protocol (``put``): stream into a temp file in the target directory while hashing, check
+size and SHA-256 (mismatch: temp removed, :class:`IntegrityError`, nothing stored), set the
+metadata attribute, fsync, then publish with ``rename`` (overwrite) or ``os.link``
+(``if_absent``: fails atomically with EEXIST, so of concurrent creators exactly one wins) and
+fsync the directory. Readers see the whole object or none. ``put_new`` does the same for many
+small objects with one fsync per file and one per directory (not per object).
 
-The sidecar is trusted only when its ``ino`` and ``size`` match the data file; otherwise (a
-crash between the two publishes, or a lost race) ``stat`` recomputes the SHA-256 and the
-object counts as having no retention and no hold.
+Objects written before metadata moved into the attribute have a hidden sidecar ``.c.meta``
+(with the data file's ``ino``): it is still read when the attribute is missing and trusted
+only when its ``ino`` and ``size`` match; ``set_retention``/``set_legal_hold`` and ``delete``
+remove it. An object with neither (replaced behind our back) gets its SHA-256 recomputed and
+counts as having no retention and no hold.
 
 Retention and legal hold are EMULATED: ``delete`` and overwriting ``put`` refuse with
 :class:`ObjectLockedError` while ``retain_until`` lies in the future (per the injected
@@ -36,7 +41,7 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,16 +53,24 @@ from archive.errors import (
     ObjectExistsError,
     ObjectLockedError,
     ObjectNotFoundError,
+    StorageUnavailableError,
 )
 from archive.model import StoredObject
 from archive.storage._fsio import Reader as _Reader
 from archive.storage._fsio import Unavailable as _Unavailable
 from archive.storage._fsio import fsync_dir as _fsync_dir
-from archive.storage.base import check_key
+from archive.storage._parallel import Parallel
+from archive.storage.base import NewObject, check_key
 
 __all__ = ["FsStorage"]
 
 _CHUNK = 1024 * 1024
+_XATTR = "user.kluis.meta"
+_PROBE = "user.kluis.probe"
+_NO_ATTR = frozenset({errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP})
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+SYNC_WORKERS = 8
+"""How many fsyncs ``put_new`` runs at once."""
 
 
 def _utcnow() -> datetime:
@@ -73,12 +86,16 @@ class FsStorage:
         """Use (and create) the directory ``root``.
 
         Raises:
-            StorageUnavailableError: ``root`` cannot be created.
+            StorageUnavailableError: ``root`` cannot be created, or its filesystem keeps no
+                user extended attributes.
         """
         self.root = Path(root)
         self._clock = clock
+        # Concurrent fsyncs share journal commits (group commit) instead of queueing.
+        self._parallel = Parallel(SYNC_WORKERS, "fs-fsync")
         with _Unavailable(f"create {self.root}"):
             self.root.mkdir(parents=True, exist_ok=True)
+            _check_xattrs(self.root)
 
     # -- paths -----------------------------------------------------------------------------
 
@@ -86,10 +103,16 @@ class FsStorage:
         return self.root.joinpath(*check_key(key).split("/"))
 
     @staticmethod
-    def _meta_path(path: Path) -> Path:
+    def _legacy_meta_path(path: Path) -> Path:
         return path.with_name(f".{path.name}.meta")
 
-    def _ensure_dir(self, key: str, directory: Path) -> None:
+    @staticmethod
+    def _temp_path(path: Path) -> Path:
+        return path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+
+    def _ensure_dir(self, key: str, directory: Path, changed: dict[Path, None]) -> None:
+        """Create ``directory`` and missing parents; their parents go into ``changed``, the
+        directories whose entries must be fsync'd before the object counts as durable."""
         created: list[Path] = []
         current = directory
         while not current.is_dir():
@@ -103,30 +126,44 @@ class FsStorage:
                     raise InvalidKeyError(key, f"{folder.name!r} is already an object") from exc
             except NotADirectoryError as exc:
                 raise InvalidKeyError(key, "a prefix of it is already an object") from exc
-            _fsync_dir(folder.parent)
+            changed[folder.parent] = None
 
-    # -- metadata sidecar --------------------------------------------------------------------
+    # -- metadata ------------------------------------------------------------------------------
 
     def _read_meta(self, path: Path) -> dict[str, Any] | None:
-        """The sidecar if it describes the current data file, else None."""
+        """The object's metadata (attribute, else a matching legacy sidecar), or None."""
         try:
-            meta: dict[str, Any] = json.loads(self._meta_path(path).read_bytes())
+            raw = os.getxattr(path, _XATTR)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno not in _NO_ATTR:
+                raise
+            return self._read_legacy_meta(path)
+        try:
+            meta: dict[str, Any] = json.loads(raw)
+        except ValueError:
+            return None  # a torn or foreign attribute is ignored, as if absent
+        return meta
+
+    def _read_legacy_meta(self, path: Path) -> dict[str, Any] | None:
+        try:
+            meta: dict[str, Any] = json.loads(self._legacy_meta_path(path).read_bytes())
             info = path.stat()
         except FileNotFoundError:
             return None
         except ValueError:
-            return None  # a torn or foreign sidecar is ignored, as if absent
+            return None
         if meta.get("ino") != info.st_ino or meta.get("size") != info.st_size:
             return None
         return meta
 
-    def _write_meta(self, path: Path, meta: dict[str, Any]) -> Path:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.metatmp")
-        with open(tmp, "wb") as handle:
-            handle.write(json.dumps(meta, sort_keys=True).encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-        return tmp
+    def _drop_legacy_meta(self, path: Path) -> bool:
+        try:
+            self._legacy_meta_path(path).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def _lock_of(self, key: str, meta: dict[str, Any] | None) -> None:
         if meta is None:
@@ -160,41 +197,96 @@ class FsStorage:
             ValueError: ``retain_until`` is naive.
         """
         path = self._path(key)
-        if retain_until is not None and retain_until.tzinfo is None:
-            raise ValueError("retain_until must be timezone-aware")
+        _check_aware(retain_until)
         with _Unavailable(f"put {key}"):
-            if path.is_file():
+            replaces = path.is_file()
+            if replaces:
                 if if_absent:
                     raise ObjectExistsError(key)
                 self._lock_of(key, self._read_meta(path))
-            self._ensure_dir(key, path.parent)
-            tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-            meta_tmp: Path | None = None
+            changed: dict[Path, None] = {}
+            self._ensure_dir(key, path.parent, changed)
+            tmp = self._temp_path(path)
             try:
-                digest, written = self._write_temp(tmp, data, size)
+                digest, written = self._write_temp(tmp, data, size, retain_until)
                 if written != size or digest != sha256.lower():
                     raise IntegrityError(key, sha256.lower(), digest)
-                meta = {
-                    "ino": tmp.stat().st_ino,
-                    "size": written,
-                    "sha256": digest,
-                    "retain_until": retain_until.isoformat() if retain_until else None,
-                    "legal_hold": False,
-                }
-                meta_tmp = self._write_meta(path, meta)
                 self._publish(key, tmp, path, if_absent)
-                os.replace(meta_tmp, self._meta_path(path))
-                meta_tmp = None
             finally:
-                for leftover in (tmp, meta_tmp):
-                    if leftover is not None:
-                        with contextlib.suppress(FileNotFoundError):
-                            leftover.unlink()
-            _fsync_dir(path.parent)
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            if replaces:
+                self._drop_legacy_meta(path)
+            changed[path.parent] = None
+            for directory in changed:
+                _fsync_dir(directory)
         return StoredObject(key, written, digest, retain_until, False)
 
+    def put_new(
+        self, objects: Sequence[NewObject], *, retain_until: datetime | None = None
+    ) -> None:
+        """Store small new objects; durable (files and directory entries) when it returns.
+
+        The directories are created first; then each object is written to a temp file,
+        fsync'd and renamed into place, ``SYNC_WORKERS`` objects at a time (concurrent fsyncs
+        share journal commits instead of queueing for one each); last, each changed directory
+        is fsync'd once. An existing object with the same bytes is kept (an identical retry).
+
+        Raises:
+            IntegrityError: bytes do not match their SHA-256; nothing is stored.
+            ObjectExistsError: a key holds other bytes.
+            InvalidKeyError, StorageUnavailableError (some objects may be stored).
+            ValueError: ``retain_until`` is naive.
+        """
+        _check_aware(retain_until)
+        paths = [self._path(obj.key) for obj in objects]
+        for obj in objects:
+            digest = hashlib.sha256(obj.data).hexdigest()
+            if digest != obj.sha256.lower():
+                raise IntegrityError(obj.key, obj.sha256.lower(), digest)
+        until = retain_until.isoformat() if retain_until else None
+        changed: dict[Path, None] = {}
+
+        def store(item: tuple[NewObject, Path]) -> None:
+            obj, path = item
+            meta = {"size": len(obj.data), "sha256": obj.sha256.lower(), "retain_until": until}
+            self._store_new(obj, path, _encode({**meta, "legal_hold": False}))
+
+        with _Unavailable(f"put {len(objects)} objects"):
+            for obj, path in zip(objects, paths, strict=True):
+                self._ensure_dir(obj.key, path.parent, changed)
+                changed[path.parent] = None
+            self._parallel.run(store, list(zip(objects, paths, strict=True)))
+            self._parallel.run(_fsync_dir, list(changed))
+
+    def _store_new(self, obj: NewObject, path: Path, meta: bytes) -> None:
+        """Write, fsync and publish one object of ``put_new`` (its directory exists)."""
+        if path.is_dir():
+            raise InvalidKeyError(obj.key, "it is already a prefix of other objects")
+        if path.exists():  # a key has one writer (see put_new): no race to guard against
+            if self.stat(obj.key).sha256 != obj.sha256.lower():
+                raise ObjectExistsError(obj.key)
+            return
+        tmp = self._temp_path(path)
+        try:
+            fd = os.open(tmp, _CREATE, 0o644)
+            try:
+                _write_all(fd, obj.data)
+                os.setxattr(fd, _XATTR, meta)
+                os.fsync(fd)  # durable before visible
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+
     @staticmethod
-    def _write_temp(tmp: Path, data: BinaryIO, size: int) -> tuple[str, int]:
+    def _write_temp(
+        tmp: Path, data: BinaryIO, size: int, retain_until: datetime | None
+    ) -> tuple[str, int]:
+        """Write, hash, attach the metadata attribute and fsync; (sha256, bytes written)."""
         digest = hashlib.sha256()
         written = 0
         with open(tmp, "xb") as handle:
@@ -206,6 +298,13 @@ class FsStorage:
                 handle.write(chunk)
                 written += len(chunk)
             handle.flush()
+            meta = {
+                "size": written,
+                "sha256": digest.hexdigest(),
+                "retain_until": retain_until.isoformat() if retain_until else None,
+                "legal_hold": False,
+            }
+            os.setxattr(handle.fileno(), _XATTR, _encode(meta))
             os.fsync(handle.fileno())
         return digest.hexdigest(), written
 
@@ -252,7 +351,7 @@ class FsStorage:
             if not path.is_file():
                 raise ObjectNotFoundError(key)
             meta = self._read_meta(path)
-            if meta is None:  # after a crash between publishes: recompute, no lock known
+            if meta is None:  # written behind our back: recompute, no lock known
                 digest = hashlib.sha256()
                 with open(path, "rb") as handle:
                     while chunk := handle.read(_CHUNK):
@@ -282,6 +381,14 @@ class FsStorage:
         with _Unavailable(f"list {prefix!r}"):
             if not self.root.is_dir():
                 raise FileNotFoundError(errno.ENOENT, "storage root is missing", str(self.root))
+        # Start in the deepest directory the prefix names in full (``aips/<id>/`` lists one
+        # package, not every entry of ``aips/``): every matching key lies below it.
+        head = prefix.rpartition("/")[0]
+        if head and not any(s.startswith(".") or s in ("", "..") for s in head.split("/")):
+            start = self.root.joinpath(*head.split("/"))
+            if start.is_dir() and not start.is_symlink():
+                yield from self._walk(start, head + "/", prefix)
+            return
         yield from self._walk(self.root, "", prefix)
 
     def _walk(self, directory: Path, base: str, prefix: str) -> Iterator[str]:
@@ -316,20 +423,71 @@ class FsStorage:
             self._lock_of(key, self._read_meta(path))
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                self._meta_path(path).unlink()
+            self._drop_legacy_meta(path)
             _fsync_dir(path.parent)
             self._prune(path.parent)
 
     def _prune(self, directory: Path) -> None:
-        """Remove now-empty parent directories up to (not including) the root."""
-        while directory != self.root and self.root in directory.parents:
+        """Remove now-empty parent directories below the top-level ones (``aips``,
+        ``commit-intents``, ...: they empty and fill again all the time)."""
+        while directory.parent != self.root and self.root in directory.parents:
             try:
                 directory.rmdir()
             except OSError:
                 return  # not empty (or already gone): stop
             _fsync_dir(directory.parent)
             directory = directory.parent
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Remove many objects; see :meth:`Storage.delete_many`.
+
+        Files are unlinked and emptied directories removed without syncing each; then every
+        directory that survives is synced once. A removed directory needs no sync of its
+        own: the sync of the surviving parent makes its removal, and so that of everything
+        that was in it, durable.
+
+        Raises:
+            ObjectLockedError: retention or legal hold (emulated) on any of them.
+            StorageUnavailableError, InvalidKeyError.
+        """
+        paths = [(key, self._path(key)) for key in keys]
+        with _Unavailable(f"delete {len(paths)} objects"):
+            present = [(key, path) for key, path in paths if path.is_file()]
+            for key, path in present:
+                self._lock_of(key, self._read_meta(path))
+            emptied: dict[Path, None] = {}
+            for _, path in present:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                self._drop_legacy_meta(path)
+                emptied[path.parent] = None
+            # Every emptied directory and its ancestors below the top level, deepest first:
+            # each is tried once; one that is not empty survives, and so do its ancestors.
+            candidates: dict[Path, None] = {}
+            for directory in emptied:
+                while directory.parent != self.root and self.root in directory.parents:
+                    candidates[directory] = None
+                    directory = directory.parent
+            survivors = {d: None for d in emptied if d not in candidates}  # top-level ones
+            kept: set[Path] = set()
+            for directory in sorted(candidates, key=lambda d: len(d.parts), reverse=True):
+                if directory in kept:
+                    survivors[directory] = None
+                    continue
+                try:
+                    directory.rmdir()
+                except FileNotFoundError:
+                    continue
+                except OSError:  # not empty: it survives, and so does every ancestor
+                    survivors[directory] = None
+                    kept.update(directory.parents)
+                    continue
+                if directory.parent.parent == self.root:
+                    survivors[directory.parent] = None  # a top-level directory
+            for directory in survivors:
+                with contextlib.suppress(FileNotFoundError):
+                    _fsync_dir(directory)
+        return len(present)
 
     def set_retention(self, key: str, retain_until: datetime) -> StoredObject:
         """Extend the (emulated) retention; shortening one still in force is refused.
@@ -365,15 +523,50 @@ class FsStorage:
         path = self._path(key)
         with _Unavailable(f"update {key}", key):
             meta = {
-                "ino": path.stat().st_ino,
                 "size": current.size,
                 "sha256": current.sha256,
                 "retain_until": retain_until.isoformat() if retain_until else None,
                 "legal_hold": hold,
             }
-            os.replace(self._write_meta(path, meta), self._meta_path(path))
-            _fsync_dir(path.parent)
+            # One attribute replaced in place: atomic, and durable with the file's fsync.
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.setxattr(fd, _XATTR, _encode(meta))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if self._drop_legacy_meta(path):
+                _fsync_dir(path.parent)
         return StoredObject(key, current.size, current.sha256, retain_until, hold)
 
     def close(self) -> None:
-        """Nothing to release: every call opens and closes its own files."""
+        """Stop the fsync threads; every call opens and closes its own files."""
+        self._parallel.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _encode(meta: dict[str, Any]) -> bytes:
+    return json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _check_aware(retain_until: datetime | None) -> None:
+    if retain_until is not None and retain_until.tzinfo is None:
+        raise ValueError("retain_until must be timezone-aware")
+
+
+def _check_xattrs(root: Path) -> None:
+    """Raise :class:`StorageUnavailableError` unless ``root`` keeps user extended attributes."""
+    try:
+        os.setxattr(root, _PROBE, b"1")
+        os.removexattr(root, _PROBE)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise StorageUnavailableError(
+                "fs", f"{root}: the filesystem keeps no user extended attributes"
+            ) from exc
+        raise

@@ -27,13 +27,17 @@ Guarantees and how they are kept:
   died in between) blocks the key until it is ``guard_timeout`` old, then the next creator
   removes it and competes again; ``delete`` removes the guard with the object. A guard that
   names the same SHA-256 and size counts as one's own (an identical retry is idempotent).
+- **Batches** (:meth:`S3Storage.put_new`, a fresh package's files): one PUT per object,
+  ``put_workers`` at a time, with retention and ``If-None-Match: *`` but without a guard or a
+  lock check: the caller is the only writer of those keys (see :meth:`Storage.put_new`).
 - **WORM.** ``retain_until`` and :meth:`set_retention` use Object Lock COMPLIANCE mode:
   nobody, not even the root account, can delete the version or shorten its retention. A
   retention end already in the past is not sent (S3 refuses it; there is nothing to protect).
   Retention is rounded *up* to whole seconds (stores keep different precisions).
 - **Delete** removes every version of the key (on a versioned bucket a plain DELETE only adds
   a delete marker, which would leave the bytes behind): refused with
-  :class:`ObjectLockedError` when any version is under retention or legal hold.
+  :class:`ObjectLockedError` when any version is under retention or legal hold. Versions are
+  checked first only when there are several; one version's DELETE is refused or complete.
 - **Retries.** Every request is retried with exponential backoff (``attempts``) on connection
   errors, timeouts, 5xx, ``SlowDown`` and ``RequestTimeout``. A retried conditional create that
   then meets 412, or a retried complete that meets ``NoSuchUpload``, checks whether the stored
@@ -61,7 +65,7 @@ import math
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime, timedelta
@@ -84,7 +88,8 @@ from archive.errors import (
     StorageUnavailableError,
 )
 from archive.model import StoredObject
-from archive.storage.base import check_key
+from archive.storage._parallel import Parallel
+from archive.storage.base import NewObject, check_key
 
 __all__ = ["S3Storage", "parse_s3_time"]
 
@@ -95,6 +100,8 @@ MIB = 1024 * 1024
 DEFAULT_PART_SIZE = 6 * MIB
 """S3 wants parts of at least 5 MiB (except the last). An upload holds at most two parts in
 memory: one being sent while the next is read and hashed."""
+DEFAULT_PUT_WORKERS = 4
+"""How many PUTs ``put_new`` sends at once."""
 _MAX_PARTS = 10_000
 _READ_CHUNK = MIB
 _TRANSIENT_CODES = frozenset(
@@ -185,6 +192,7 @@ class S3Storage:
         read_timeout: float = 60.0,
         guard_bucket: str | None = None,
         guard_timeout: timedelta = timedelta(minutes=5),
+        put_workers: int = DEFAULT_PUT_WORKERS,
         clock: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -202,6 +210,7 @@ class S3Storage:
         self.guard_bucket = guard_bucket
         self._guard_timeout = guard_timeout
         self._part_size = part_size
+        self._parallel = Parallel(put_workers, "s3-put")
         self._attempts = max(1, attempts)
         self._backoff = backoff
         self._clock = clock
@@ -306,25 +315,75 @@ class S3Storage:
             digest = hashlib.sha256(body).hexdigest()
             if len(body) != size or digest != expected:
                 raise IntegrityError(key, expected, digest)
-            headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
-            if if_absent:
-                headers["If-None-Match"] = "*"
-            retried = _Retried()
-            try:
-                self._call(
-                    f"put {key}",
-                    key,
-                    lambda: self._execute("PUT", key, "put", body=body, headers=headers),
-                    retried,
-                )
-            except ObjectExistsError:
-                if not (retried.happened and self._is_own(key, expected, size)):
-                    raise
+            self._put_body(key, body, headers, if_absent)
         else:
             if if_absent and self.exists(key):
                 raise ObjectExistsError(key)
             self._multipart(key, data, size, expected, headers, if_absent)
         return StoredObject(key, size, expected, lock_until, False)
+
+    def _put_body(self, key: str, body: bytes, headers: dict[str, str], if_absent: bool) -> None:
+        """One PUT of ``body`` (already checked). A 412 met by a retry whose first attempt
+        landed is success when the stored object is ours; any other 412 is ObjectExistsError.
+        """
+        headers = {
+            **headers,
+            "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(),
+        }
+        if if_absent:
+            headers["If-None-Match"] = "*"
+        retried = _Retried()
+        try:
+            self._call(
+                f"put {key}",
+                key,
+                lambda: self._execute("PUT", key, "put", body=body, headers=headers),
+                retried,
+            )
+        except ObjectExistsError:
+            sha256 = headers["x-amz-meta-sha256"]
+            if not (retried.happened and self._is_own(key, sha256, len(body))):
+                raise
+
+    def put_new(
+        self, objects: Sequence[NewObject], *, retain_until: datetime | None = None
+    ) -> None:
+        """Store small new objects with one PUT each, ``put_workers`` at a time: no guard, no
+        lock check. Returns when every PUT has finished.
+
+        ``If-None-Match: *`` is sent anyway: stores that honour it refuse other bytes under an
+        existing key (:class:`ObjectExistsError`); Ceph RGW in a versioned bucket ignores it
+        and the new bytes become the current version (see :meth:`Storage.put_new`).
+
+        Raises:
+            IntegrityError: bytes do not match their SHA-256; nothing is stored.
+            ObjectExistsError, InvalidKeyError, StorageUnavailableError.
+            ValueError: ``retain_until`` is naive.
+        """
+        if retain_until is not None and retain_until.tzinfo is None:
+            raise ValueError("retain_until must be timezone-aware")
+        for obj in objects:
+            check_key(obj.key)
+            digest = hashlib.sha256(obj.data).hexdigest()
+            if digest != obj.sha256.lower():
+                raise IntegrityError(obj.key, obj.sha256.lower(), digest)
+        lock_until = self._effective_retention(retain_until)
+
+        def put_one(obj: NewObject) -> None:
+            headers = {
+                "x-amz-meta-sha256": obj.sha256.lower(),
+                "Content-Type": "application/octet-stream",
+            }
+            if lock_until is not None:
+                headers["x-amz-object-lock-mode"] = COMPLIANCE
+                headers["x-amz-object-lock-retain-until-date"] = _s3_time(lock_until)
+            try:
+                self._put_body(obj.key, obj.data, headers, if_absent=True)
+            except ObjectExistsError:
+                if not self._is_own(obj.key, obj.sha256.lower(), len(obj.data)):
+                    raise
+
+        self._parallel.run(put_one, objects)
 
     def _guard_call(self, method: str, key: str, what: str, **kwargs: Any) -> Any:
         headers = kwargs.pop("headers", None)
@@ -634,6 +693,15 @@ class S3Storage:
         if error is not None:
             raise error
 
+    def _refuse_version_if_locked(self, key: str, version: str | None) -> None:
+        try:
+            head = self._head(key, version)
+        except ObjectNotFoundError:
+            return
+        error = self._lock_error(key, self._stored(key, head.headers))
+        if error is not None:
+            raise error
+
     def delete(self, key: str) -> None:
         """Remove every version of the key; a missing key is not an error.
 
@@ -643,16 +711,12 @@ class S3Storage:
         """
         check_key(key)
         versions = self._versions(key)
-        for version, marker in versions:
-            if marker:
-                continue
-            try:
-                head = self._head(key, version)
-            except ObjectNotFoundError:
-                continue
-            error = self._lock_error(key, self._stored(key, head.headers))
-            if error is not None:
-                raise error
+        if len(versions) > 1:
+            # Check every version first, so that a locked one leaves all of them in place. A
+            # single version needs no check: its DELETE is refused, or removes all there is.
+            for version, marker in versions:
+                if not marker:
+                    self._refuse_version_if_locked(key, version)
         for version, _ in versions:
             try:
                 self._call(
@@ -665,13 +729,36 @@ class S3Storage:
             except StorageUnavailableError as exc:
                 cause = exc.__cause__
                 if isinstance(cause, S3Error) and cause.code == "AccessDenied":
-                    raise ObjectLockedError(key, None) from cause
+                    self._refuse_version_if_locked(key, version)
+                    raise ObjectLockedError(key, None, legal_hold=True) from cause
                 raise
             except ObjectNotFoundError:
                 continue
         if self.guard_bucket is not None:
             with suppress(ObjectNotFoundError):
                 self._guard_call("DELETE", key, "remove")
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Remove many objects (every version of each); see :meth:`Storage.delete_many`.
+
+        Raises:
+            ObjectLockedError: a version of any of them is under retention or legal hold.
+            StorageUnavailableError, InvalidKeyError.
+        """
+        present = []
+        for key in keys:
+            try:
+                stored = self.stat(key)
+            except ObjectNotFoundError:
+                continue
+            if stored.legal_hold or (
+                stored.retain_until is not None and stored.retain_until > datetime.now(UTC)
+            ):
+                raise ObjectLockedError(key, stored.retain_until, legal_hold=stored.legal_hold)
+            present.append(key)
+        for key in present:
+            self.delete(key)  # checks every version once more; the store enforces the lock
+        return len(present)
 
     def set_retention(self, key: str, retain_until: datetime) -> StoredObject:
         """Extend the COMPLIANCE retention of the current version (rounded up to a second).
@@ -721,7 +808,8 @@ class S3Storage:
         return StoredObject(key, current.size, current.sha256, current.retain_until, hold)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Stop the upload threads and close the connection pool."""
+        self._parallel.close()
         self._http.clear()
 
 

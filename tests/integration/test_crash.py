@@ -58,14 +58,20 @@ def test_crash_before_root_mets_leaves_nothing_visible(
         assert len(list(services.store.incomplete())) == 1
         services.index.refresh()
         assert services.index.search(Query()).total == 0
-        # The dead ingest's claim and objects are cleaned up, then a retry succeeds.
+        # Its files are already under retention (attest: 10 years), so reconcile finishes
+        # the package from its commit intent; the retry gets that package's receipt.
+        [aip_id] = services.store.incomplete()
         report = reconcile_ingest(services.store, services.ledger, grace=timedelta(0))
-        assert len(report.discarded_packages) == 1
-        assert list(services.storage.keys("aips/")) == []
+        assert report.completed_packages == (aip_id,)
+        assert report.discarded_packages == ()
+        assert list(services.store.incomplete()) == []
+        assert list(services.store.commit_intents()) == []
+        assert services.store.verify(aip_id).ok
         retry = services.ingestor.ingest(
             Submission("OVO000001", OWNER_A, "attest", "Attest", "CRASH"), pdf
         )
-        assert retry.created
+        assert not retry.created
+        assert retry.receipt.aip_id == aip_id
     finally:
         services.close()
 

@@ -22,7 +22,7 @@ from archive.errors import (
     ObjectLockedError,
     ObjectNotFoundError,
 )
-from archive.storage.base import Storage
+from archive.storage.base import NewObject, Storage
 from tests.contract.storage.conftest import Backend
 
 
@@ -166,6 +166,34 @@ def test_retention_refuses_delete(storage: Storage) -> None:
     assert abs(info.value.retain_until - until) < timedelta(seconds=1)
     assert storage.stat("kept").retain_until is not None
     assert read(storage, "kept") == b"keep me"
+
+
+def _new(key: str, data: bytes) -> NewObject:
+    return NewObject(key, data, hashlib.sha256(data).hexdigest())
+
+
+def test_put_new_stores_a_batch_under_retention(storage: Storage) -> None:
+    until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    objects = [_new(f"pkg/{d}/f{i}", f"{d}{i}".encode() * 100) for d in "ab" for i in range(4)]
+    storage.put_new(objects, retain_until=until)
+    assert list(storage.keys("pkg/")) == sorted(o.key for o in objects)
+    for obj in objects:
+        assert read(storage, obj.key) == obj.data
+        st = storage.stat(obj.key)
+        assert (st.size, st.sha256, st.retain_until) == (len(obj.data), obj.sha256, until)
+    with pytest.raises(ObjectLockedError):
+        storage.delete(objects[0].key)
+    storage.put_new(objects[:2], retain_until=until)  # an identical retry is not an error
+    assert read(storage, objects[0].key) == objects[0].data
+
+
+def test_put_new_checks_every_hash_before_storing_anything(storage: Storage) -> None:
+    good = _new("batch/good", b"good")
+    bad = NewObject("batch/bad", b"bad", hashlib.sha256(b"other").hexdigest())
+    with pytest.raises(IntegrityError):
+        storage.put_new([good, bad])
+    assert list(storage.keys("batch/")) == []
+    storage.put_new([])  # nothing to do
 
 
 def test_retention_can_be_extended_not_shortened(storage: Storage) -> None:

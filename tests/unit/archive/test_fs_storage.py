@@ -5,9 +5,11 @@ Behaviour every backend shares is in tests/contract/storage; these tests look at
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import os
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +22,7 @@ from archive.errors import (
     ObjectLockedError,
     StorageUnavailableError,
 )
+from archive.storage.base import NewObject
 from archive.storage.fs import FsStorage
 from tests.unit.archive.conftest import Clock
 
@@ -27,6 +30,10 @@ from tests.unit.archive.conftest import Clock
 def _put(fs: FsStorage, key: str, data: bytes, **kwargs: object) -> None:
     sha = hashlib.sha256(data).hexdigest()
     fs.put(key, io.BytesIO(data), size=len(data), sha256=sha, **kwargs)  # type: ignore[arg-type]
+
+
+def _new(key: str, data: bytes) -> NewObject:
+    return NewObject(key, data, hashlib.sha256(data).hexdigest())
 
 
 class _Failing(io.RawIOBase):
@@ -97,7 +104,7 @@ def test_conditional_create_race_has_exactly_one_winner(fs: FsStorage) -> None:
         fs.stat("race/key").sha256
         == hashlib.sha256(f"writer {winners[0]}".encode() * 1000).hexdigest()
     )
-    assert _files(fs.root) == ["race/.key.meta", "race/key"]
+    assert _files(fs.root) == ["race/key"]  # metadata is an attribute: no sidecar file
 
 
 def test_sidecars_and_temp_files_are_invisible(fs: FsStorage) -> None:
@@ -122,17 +129,87 @@ def test_lock_is_refused_until_the_date_then_allowed(fs: FsStorage, clock: Clock
     assert _files(fs.root) == []
 
 
-def test_stale_sidecar_is_ignored_and_hash_recomputed(fs: FsStorage) -> None:
+def test_retention_is_recorded_on_the_file_itself(fs: FsStorage) -> None:
+    until = fs._clock() + timedelta(days=1)
+    _put(fs, "d/e", b"first", retain_until=until)
+    meta = json.loads(os.getxattr(fs.root / "d" / "e", "user.kluis.meta"))
+    assert meta["retain_until"] == until.isoformat()
+    assert meta["sha256"] == hashlib.sha256(b"first").hexdigest()
+    fs.set_legal_hold("d/e", True)
+    assert json.loads(os.getxattr(fs.root / "d" / "e", "user.kluis.meta"))["legal_hold"]
+
+
+def test_a_file_replaced_behind_our_back_has_its_hash_recomputed(fs: FsStorage) -> None:
     _put(fs, "d/e", b"first", retain_until=fs._clock() + timedelta(days=1))
-    meta = fs.root / "d" / ".e.meta"
-    recorded = json.loads(meta.read_bytes())
-    # Simulate a crash after the data of a later put was published, before its sidecar.
-    (fs.root / "d" / "e").unlink()
+    (fs.root / "d" / "e").unlink()  # an operator replaces the file: no metadata comes along
     (fs.root / "d" / "e").write_bytes(b"second")
-    assert json.loads(meta.read_bytes()) == recorded
     st = fs.stat("d/e")
     assert st.sha256 == hashlib.sha256(b"second").hexdigest()
     assert st.retain_until is None
+
+
+def test_legacy_sidecars_are_still_read_and_dropped_on_update(fs: FsStorage) -> None:
+    """Objects written before metadata moved into the attribute keep their retention."""
+    until = fs._clock() + timedelta(days=1)
+    path = fs.root / "old" / "obj"
+    path.parent.mkdir()
+    path.write_bytes(b"legacy")
+    legacy = {
+        "ino": path.stat().st_ino,
+        "size": 6,
+        "sha256": hashlib.sha256(b"legacy").hexdigest(),
+        "retain_until": until.isoformat(),
+        "legal_hold": False,
+    }
+    (path.parent / ".obj.meta").write_text(json.dumps(legacy))
+    assert fs.stat("old/obj").retain_until == until
+    with pytest.raises(ObjectLockedError):
+        fs.delete("old/obj")
+    fs.set_retention("old/obj", until + timedelta(days=1))
+    assert _files(fs.root) == ["old/obj"]
+    assert fs.stat("old/obj").retain_until == until + timedelta(days=1)
+    # A sidecar naming another inode (the data was replaced) is not trusted.
+    other = fs.root / "old" / "other"
+    other.write_bytes(b"x")
+    (other.parent / ".other.meta").write_text(json.dumps(legacy))
+    assert fs.stat("old/other").retain_until is None
+
+
+def test_put_new_batches_and_refuses_other_bytes(fs: FsStorage, clock: Clock) -> None:
+    until = clock.now + timedelta(days=1)
+    objects = [_new(f"pkg/{d}/f{i}", f"{d}{i}".encode()) for d in "ab" for i in range(3)]
+    fs.put_new(objects, retain_until=until)
+    assert list(fs.keys("pkg/")) == [o.key for o in objects]
+    assert {fs.stat(o.key).retain_until for o in objects} == {until}
+    fs.put_new(objects)  # an identical retry keeps what is there
+    with pytest.raises(ObjectExistsError):
+        fs.put_new([_new("pkg/a/f0", b"other bytes")])
+    with pytest.raises(InvalidKeyError):
+        fs.put_new([_new("pkg/a", b"a prefix")])
+    assert not any(p.name.endswith(".tmp") for p in fs.root.rglob(".*"))
+
+
+def test_put_new_fsyncs_each_file_once_and_each_directory_once(
+    fs: FsStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    objects = [_new(f"pkg/{d}/f{i}", f"{d}{i}".encode()) for d in "ab" for i in range(3)]
+    fs.put_new(objects)
+    # 6 files; directories: pkg/a and pkg/b (entries), pkg (created a, b), root (created pkg)
+    assert len(synced) == 6 + 4
+
+
+def test_filesystem_without_user_xattrs_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*args: object) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", unsupported)
+    with pytest.raises(StorageUnavailableError, match="extended attributes"):
+        FsStorage(tmp_path / "root")
 
 
 def test_object_and_prefix_cannot_share_a_name(fs: FsStorage) -> None:
@@ -144,10 +221,11 @@ def test_object_and_prefix_cannot_share_a_name(fs: FsStorage) -> None:
         _put(fs, "x/y", b"4")
 
 
-def test_delete_prunes_empty_directories(fs: FsStorage) -> None:
+def test_delete_prunes_empty_directories_below_the_top_level(fs: FsStorage) -> None:
     _put(fs, "aips/1/representations/rep1/data/a.pdf", b"1")
     fs.delete("aips/1/representations/rep1/data/a.pdf")
-    assert list(fs.root.iterdir()) == []
+    assert [p.name for p in fs.root.iterdir()] == ["aips"]
+    assert list((fs.root / "aips").iterdir()) == []
 
 
 def test_missing_root_is_unavailable(tmp_path: Path) -> None:

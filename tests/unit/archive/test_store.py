@@ -186,12 +186,42 @@ def test_unknown_package(store: AipStore) -> None:
     assert not store.is_committed(OTHER_ID)
 
 
-def test_interrupted_commit_with_retention_can_be_discarded(
+def test_interrupted_commit_with_retention_is_completed_not_discarded(
     store: AipStore,
     fs: FsStorage,
     pkg: BuiltPackage,
     clock: Clock,
     monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    until = clock.now + timedelta(days=3650)
+    real_put = fs.put
+
+    def crashing_put(key: str, *args: Any, **kwargs: Any) -> StoredObject:
+        if key == f"aips/{pkg.aip_id}/METS.xml":
+            raise RuntimeError("process killed before the commit marker")
+        return real_put(key, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "put", crashing_put)
+    with pytest.raises(RuntimeError):
+        store.commit(pkg, retain_until=until)
+    monkeypatch.undo()
+    assert list(store.incomplete()) == [pkg.aip_id]
+    assert list(store.commit_intents()) == [pkg.aip_id]
+    # The files are locked already: discarding would delete nothing and is refused up front.
+    with pytest.raises(ObjectLockedError):
+        store.discard_incomplete(pkg.aip_id)
+    assert len(list(fs.keys(f"aips/{pkg.aip_id}/"))) == len(pkg.files)
+    # An intent younger than the writer's grace is left alone; then it is finished.
+    assert not store.complete(pkg.aip_id, written_before=clock.now)
+    assert store.complete(pkg.aip_id, written_before=clock.now + timedelta(seconds=1))
+    assert store.verify(pkg.aip_id).ok
+    assert {fs.stat(k).retain_until for k in fs.keys("")} == {until}
+    assert list(store.incomplete()) == [] and list(store.commit_intents()) == []
+    assert not store.complete(pkg.aip_id)  # idempotent
+
+
+def test_interrupted_commit_without_retention_is_discarded(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_put = fs.put
 
@@ -202,11 +232,104 @@ def test_interrupted_commit_with_retention_can_be_discarded(
 
     monkeypatch.setattr(fs, "put", crashing_put)
     with pytest.raises(RuntimeError):
-        store.commit(pkg, retain_until=clock.now + timedelta(days=3650))
+        store.commit(pkg)
     monkeypatch.undo()
-    assert list(store.incomplete()) == [pkg.aip_id]
+    assert list(store.commit_intents()) == []  # nothing is locked: no intent needed
+    assert not store.complete(pkg.aip_id)
     assert store.discard_incomplete(pkg.aip_id) == len(pkg.files)
     assert list(fs.keys("")) == []
+
+
+def test_a_retried_commit_reuses_the_interrupted_attempts_intent(
+    store: AipStore,
+    fs: FsStorage,
+    pkg: BuiltPackage,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    until = clock.now + timedelta(days=30)
+
+    def killed(*args: Any, **kwargs: Any) -> StoredObject:
+        raise RuntimeError("process killed before the commit marker")
+
+    monkeypatch.setattr(fs, "put", killed)
+    with pytest.raises(RuntimeError):
+        store.commit(pkg, retain_until=until)
+    monkeypatch.undo()
+    clock.now += timedelta(minutes=1)  # the retry's intent would carry another time
+    store.commit(pkg, retain_until=until)
+    assert store.verify(pkg.aip_id).ok
+    assert list(fs.keys("")) == sorted(
+        [f"aips/{pkg.aip_id}/{p}" for p in pkg.files] + [f"aips/{pkg.aip_id}/METS.xml"]
+    )
+
+
+def test_large_files_skip_the_intent_and_are_sealed_after_the_marker(
+    store: AipStore,
+    fs: FsStorage,
+    pkg: BuiltPackage,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("archive.store.INTENT_MAX_FILE", 4096)
+    until = clock.now + timedelta(days=30)
+    seen: list[bytes] = []
+    real_put_new = fs.put_new
+
+    def spy(objects: Any, **kwargs: Any) -> None:
+        seen.extend(o.data for o in objects if o.key.startswith("commit-intents/"))
+        real_put_new(objects, **kwargs)
+
+    monkeypatch.setattr(fs, "put_new", spy)
+    store.commit(pkg, retain_until=until)
+    [intent] = seen
+    large = [p for p, d in pkg.files.items() if len(d) > 4096]
+    assert large and all(pkg.files[p] not in intent for p in large)
+    assert {fs.stat(k).retain_until for k in fs.keys("")} == {until}
+    assert store.seal(pkg.aip_id) == 0
+
+
+def test_an_intent_past_its_retention_is_discarded_never_finished(
+    store: AipStore,
+    fs: FsStorage,
+    pkg: BuiltPackage,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A package disposed of after its retention must not come back from a leftover intent."""
+    real_put = fs.put
+
+    def crashing_put(key: str, *args: Any, **kwargs: Any) -> StoredObject:
+        if key == f"aips/{pkg.aip_id}/METS.xml":
+            raise RuntimeError("process killed before the commit marker")
+        return real_put(key, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "put", crashing_put)
+    with pytest.raises(RuntimeError):
+        store.commit(pkg, retain_until=clock.now + timedelta(days=1))
+    monkeypatch.undo()
+    clock.now += timedelta(days=2)
+    assert not store.complete(pkg.aip_id)
+    assert not store.is_committed(pkg.aip_id)
+    assert store.discard_incomplete(pkg.aip_id) == len(pkg.files)
+    assert list(fs.keys("")) == []
+
+
+def test_a_damaged_intent_is_reported_not_used(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage, clock: Clock
+) -> None:
+    store.commit(pkg, retain_until=clock.now + timedelta(days=1))
+    other = build_aip(make_input(aip_id=OTHER_ID))
+    raw = b"KLUIS-COMMIT-INTENT 1\n{}\n" + other.root_mets
+    fs.put(
+        f"commit-intents/{OTHER_ID}",
+        io.BytesIO(raw),
+        size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+    )
+    with pytest.raises(InvalidPackageError):
+        store.complete(OTHER_ID)
+    assert not store.is_committed(OTHER_ID)
 
 
 def test_seal_repairs_a_commit_interrupted_after_its_marker(

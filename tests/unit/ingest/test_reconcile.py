@@ -1,0 +1,148 @@
+"""reconcile_ingest: finish what a commit intent can finish, remove what holds nothing locked."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archive.model import BuiltPackage
+from archive.package import build_aip
+from archive.storage.fs import FsStorage
+from archive.store import AipStore
+from ingest.idempotency import Claim, ClaimLedger
+from ingest.reconcile import reconcile_ingest
+from tests.support.eark import T0, make_input
+
+GRACE = timedelta(minutes=10)
+LATER = T0 + timedelta(hours=1)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> _Clock:
+    return _Clock()
+
+
+@pytest.fixture
+def fs(tmp_path: Path, clock: _Clock) -> FsStorage:
+    return FsStorage(tmp_path / "store", clock=clock)
+
+
+@pytest.fixture
+def store(fs: FsStorage, clock: _Clock) -> AipStore:
+    return AipStore(fs, clock=clock)
+
+
+def _interrupted(
+    store: AipStore,
+    fs: FsStorage,
+    monkeypatch: pytest.MonkeyPatch,
+    retain_until: datetime | None,
+) -> BuiltPackage:
+    """A package whose commit was killed as it was about to write its root METS."""
+    pkg = build_aip(make_input(aip_id=str(uuid.uuid4())))
+    real_put = fs.put
+
+    def killed(key: str, *args: Any, **kwargs: Any) -> Any:
+        if key.endswith(f"{pkg.aip_id}/METS.xml"):
+            raise RuntimeError("killed before the commit marker")
+        return real_put(key, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "put", killed)
+    with pytest.raises(RuntimeError):
+        store.commit(pkg, retain_until=retain_until)
+    monkeypatch.undo()
+    return pkg
+
+
+def _claim(ledger: ClaimLedger, pkg: BuiltPackage, ref: str) -> Claim:
+    claim = Claim("OVO000001", ref, pkg.aip_id, "0" * 64, T0)
+    ledger.create(claim)
+    return claim
+
+
+def test_claimed_interrupted_commits_are_finished_or_removed(
+    store: AipStore, fs: FsStorage, clock: _Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = ClaimLedger(fs)
+    locked = _interrupted(store, fs, monkeypatch, T0 + timedelta(days=3650))
+    unlocked = _interrupted(store, fs, monkeypatch, None)
+    _claim(ledger, locked, "R-locked")
+    _claim(ledger, unlocked, "R-unlocked")
+
+    young = reconcile_ingest(store, ledger, grace=GRACE, clock=clock)
+    assert (young.completed_packages, young.discarded_packages) == ((), ())
+
+    report = reconcile_ingest(store, ledger, grace=GRACE, clock=lambda: LATER)
+    assert report.completed_packages == (locked.aip_id,)
+    assert report.discarded_packages == (unlocked.aip_id,)
+    assert report.released_claims == (unlocked.aip_id,)
+    assert store.verify(locked.aip_id).ok
+    assert [c.agency_ref for c in ledger.claims()] == ["R-locked"]  # the retry gets a receipt
+    assert list(store.incomplete()) == [] and list(store.commit_intents()) == []
+
+
+def test_unclaimed_intents_wait_for_the_grace_period_then_finish(
+    store: AipStore, fs: FsStorage, clock: _Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = ClaimLedger(fs)
+    pkg = _interrupted(store, fs, monkeypatch, T0 + timedelta(days=30))  # e.g. a new version
+    young = reconcile_ingest(store, ledger, grace=GRACE, clock=clock)
+    assert young.completed_packages == () and young.discarded_packages == ()
+    assert list(store.incomplete()) == [pkg.aip_id]  # its writer may still be running
+    report = reconcile_ingest(store, ledger, grace=GRACE, clock=lambda: LATER)
+    assert report.completed_packages == (pkg.aip_id,)
+    assert store.verify(pkg.aip_id).ok
+
+
+def test_intents_past_their_retention_are_removed(
+    store: AipStore, fs: FsStorage, clock: _Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupted(store, fs, monkeypatch, T0 + timedelta(minutes=30))
+    clock.now = T0 + timedelta(days=1)
+    report = reconcile_ingest(store, ClaimLedger(fs), grace=GRACE, clock=clock)
+    assert len(report.discarded_packages) == 1 and report.completed_packages == ()
+    assert list(fs.keys("")) == []
+
+
+def test_a_leftover_intent_of_a_committed_package_is_deleted(
+    store: AipStore, fs: FsStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = build_aip(make_input(aip_id=str(uuid.uuid4())))
+    monkeypatch.setattr(fs, "delete", lambda key: None)  # killed before deleting its intent
+    store.commit(pkg, retain_until=T0 + timedelta(days=1))
+    monkeypatch.undo()
+    assert list(store.commit_intents()) == [pkg.aip_id]
+    report = reconcile_ingest(store, ClaimLedger(fs), grace=GRACE, clock=lambda: LATER)
+    assert report.completed_packages == () and report.discarded_packages == ()
+    assert list(store.commit_intents()) == []
+    assert store.verify(pkg.aip_id).ok
+
+
+def test_an_intent_that_cannot_finish_is_reported_and_kept(
+    store: AipStore, fs: FsStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = _interrupted(store, fs, monkeypatch, T0 + timedelta(days=30))
+    damaged = b"KLUIS-COMMIT-INTENT 1\n{}\n"
+    fs.put(
+        f"commit-intents/{pkg.aip_id}",
+        io.BytesIO(damaged),
+        size=len(damaged),
+        sha256=hashlib.sha256(damaged).hexdigest(),
+    )
+    report = reconcile_ingest(store, ClaimLedger(fs), grace=GRACE, clock=lambda: LATER)
+    assert report.stuck_packages == (pkg.aip_id,)
+    assert list(store.incomplete()) == [pkg.aip_id]  # locked files stay for an archivist
