@@ -1,29 +1,42 @@
 #!/usr/bin/env python3
-# ruff: noqa: E501
+# ruff: noqa: E501, E402
 """The HTTP API under load: uvicorn on loopback, concurrent agencies and citizens, with the
 in-process cost of the same operations measured in the same run (our HTTP overhead).
 
-usage: .venv/bin/python bench/api.py [--docs 200000] [--owners 5000] [--real 300]
+usage: .venv/bin/python bench/api.py [--docs 1000000] [--owners 5000] [--real 300]
                                      [--clients 50] [--agencies 4] [--seconds 10]
+                                     [--workers 2] [--rate 2] [--cache /tmp/kluis-bench]
 
 Phases ``list``, ``download`` and ``ingest`` are closed loop (every client sends its next
 request as soon as the last is answered: saturation throughput, latency = queueing);
 ``list@N/s`` paces each citizen at ``--rate`` requests/s (open loop, N/s in total), which is
 how the p99 target is read.
 
-1. A fresh data directory under bench/out/api/ (git-ignored). ``--real`` documents are
-   ingested in process through the real pipeline (validate, PAdES seal, AIP, fsync'd
-   storage, index) by ``--agencies`` threads: that is the CLI batch ingest baseline (the
-   ``Ingestor`` loop ``kluis ingest`` runs, without the process start per file).
-2. ``--docs`` synthetic index entries spread over ``--owners`` citizens are bulk-loaded into
-   the index so every citizen list searches an index of that size.
-3. In-process timings of the list query, the content read and ingest.
-4. ``uvicorn`` (one process, JSON logs on, as ``kluis serve`` runs it) on 127.0.0.1; then
-   phases of ``--seconds`` each: citizens listing; citizens downloading; agencies
-   ingesting; everything at once. Latency per request is client-observed (aiohttp, same
-   machine, so it includes the client's own CPU share). Medians and percentiles per phase.
+1. A fresh data directory under bench/out/api/ (git-ignored). ``--docs`` synthetic index
+   entries spread over ``--owners`` citizens are built once into ``--cache``
+   (``api-index-<docs>-<owners>``, with a fixed owner-key secret), left to finish its
+   segment merges, and hard-linked in, so every citizen list searches an index of that size
+   without rebuilding it each run (~3-7 min/1M) and no merge of the bulk load runs while
+   something is being measured.
+2. ``--real`` documents are ingested in process through the real pipeline (validate, PAdES
+   seal, AIP, fsync'd storage, index) by ``--agencies`` threads.
+3. In-process timings of the list query and the content read.
+4. The CLI batch ingest baseline: ``--workers`` processes, ``--agencies`` threads in all,
+   each running the ``Ingestor`` loop ``kluis ingest`` runs (without the process start per
+   file) on the same PDFs and metadata as the HTTP agencies, at the same signing level, and
+   ending with the index applied (``refresh``, timed); once before the server starts and
+   once after it stops.
+5. ``kluis serve --workers N`` (uvicorn, JSON logs on, ``--workers`` processes: the same
+   cores as the baseline) on 127.0.0.1; then phases of ``--seconds`` each: citizens listing
+   (closed loop, then paced); citizens downloading; agencies ingesting; everything at once.
+   Latency per request is client-observed (aiohttp in this process, on the same cores, so it
+   includes the client's own CPU share); ``srv`` columns are the server's own time per
+   request from its access log (request ids carry the phase).
 
-The machine is shared: numbers vary run to run; read the load average printed at the end.
+The machine is shared: numbers vary run to run; read the load averages printed with them.
+``KLUIS_BENCH_TREE=/path/to/other/checkout`` measures another copy of the code (the tree
+before a change, say) with this same bench; add ``--workers 1 --http h11 --loop asyncio``
+for the way ``kluis serve`` ran before it had workers and uvloop/httptools.
 """
 
 from __future__ import annotations
@@ -31,31 +44,42 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# KLUIS_BENCH_TREE: run this bench against another copy of the code (e.g. the tree before a
+# change): this process, the baseline processes and the server all import from it.
+TREE = Path(os.environ.get("KLUIS_BENCH_TREE") or Path(__file__).resolve().parent.parent)
+sys.path.insert(0, str(TREE))
 
 import aiohttp
+import tantivy
+import uvloop
 
 from ingest.submission import Submission
 from kluis.auth import mint_dev_token
 from kluis.settings import KluisSettings
-from kluis.wiring import build_services
+from kluis.wiring import build_keyer, build_services
 from search.model import IndexDocument, Query
+from search.tantivy_index import TantivyIndex
 from tests.support.pdfs import make_pdf
 
 OUT = Path(__file__).resolve().parent / "out" / "api"
+OWNER_KEY_SECRET = "bench-api-owner-key-secret-0123456789"
+"""Fixed, so a cached synthetic index matches the owner keys of every run."""
 WORDS = [
     "besluit",
     "vergunning",
@@ -114,36 +138,170 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- in process
 
 
-def inprocess_ingest(args: argparse.Namespace, settings: KluisSettings) -> float:
-    services = build_services(settings)
-    try:
-        pdf = make_pdf(["Bench in process", "vergunning"])
-        until = time.perf_counter() + args.seconds
-        counter = iter(range(10**9))
+def bench_pdfs() -> list[bytes]:
+    """The PDFs both the CLI baseline and the HTTP agencies deposit."""
+    return [make_pdf([f"Bench {i}", "vergunning"]) for i in range(8)]
 
-        def worker(agency: int) -> int:
+
+def bench_submission(agency: str, n: int, prefix: str) -> Submission:
+    """Deposit ``n`` of a run: the same metadata over HTTP (as JSON) and in process."""
+    return Submission(
+        agency_id=agency,
+        owner=owner_number(n % 50),
+        document_type="attest",
+        title=f"Bench {n}",
+        agency_ref=f"{prefix}-{n}",
+    )
+
+
+def _baseline_process(
+    settings: KluisSettings,
+    index: int,
+    threads: int,
+    seconds: float,
+    tag: str,
+    ready: Any,
+    results: Any,
+) -> None:
+    """One CLI ingest process: ``threads`` Ingestor loops for ``seconds`` once every process
+    has opened its backends (``ready``); puts (count, seconds, first error) on ``results``."""
+    services = build_services(settings)
+    errors: list[str] = []
+    try:
+        pdfs = bench_pdfs()
+        counter = iter(range(index, 10**9, 1000))  # disjoint refs per process
+
+        def worker(thread: int) -> int:
             done = 0
+            agency = f"OVO{thread + 1:06d}"
             while time.perf_counter() < until:
                 n = next(counter)
-                services.ingestor.ingest(
-                    Submission(
-                        agency_id=f"OVO{agency + 1:06d}",
-                        owner=owner_number(n % 50),
-                        document_type="attest",
-                        title=f"In process {n}",
-                        agency_ref=f"inproc-{n}",
-                    ),
-                    pdf,
-                )
+                try:
+                    services.ingestor.ingest(bench_submission(agency, n, tag), pdfs[n % len(pdfs)])
+                except Exception as exc:  # counted as not done, reported once
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
                 done += 1
             return done
 
+        # Warm: the first deposit of a process pays lazy imports and caches (the server's
+        # workers are warmed the same way before the HTTP phases).
+        warm = bench_submission("OVO000001", 10**8 + index, tag + "-warm")
+        services.ingestor.ingest(warm, pdfs[0])
+        ready.wait()
         started = time.perf_counter()
-        with ThreadPoolExecutor(args.agencies) as pool:
-            total = sum(pool.map(worker, range(args.agencies)))
-        return total / (time.perf_counter() - started)
+        until = started + seconds
+        with ThreadPoolExecutor(threads) as pool:
+            count = sum(pool.map(worker, range(threads)))
+        # A batch ends with its documents searchable, as `kluis ingest` does (the server
+        # pays for the same index work with its indexer thread during the HTTP phase).
+        services.index.refresh()
+        results.put((count, time.perf_counter() - started, errors[:1], len(errors)))
     finally:
         services.close()
+
+
+def cli_baseline(args: argparse.Namespace, settings: KluisSettings, tag: str, procs: int) -> float:
+    """Docs/s of ``procs`` ingest processes with ``--agencies`` threads in all."""
+    threads = [
+        args.agencies // procs + (1 if i < args.agencies % procs else 0) for i in range(procs)
+    ]
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Barrier(procs)
+    results = ctx.Queue()
+    children = [
+        ctx.Process(
+            target=_baseline_process,
+            args=(settings, i, threads[i], args.seconds, tag, ready, results),
+        )
+        for i in range(procs)
+    ]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=args.seconds + 300) for _ in children]
+    for child in children:
+        child.join()
+    for _, _, first, failures in outcomes:
+        if failures:
+            print(f"  CLI baseline: {failures} failed ingests, e.g. {first[0]}", flush=True)
+    return sum(o[0] for o in outcomes) / max(o[1] for o in outcomes)
+
+
+def cached_index(args: argparse.Namespace, keys: list[str]) -> Path:
+    """``--docs`` synthetic entries over ``--owners`` citizens, built once under ``--cache``."""
+    cache = Path(args.cache) / f"api-index-{args.docs}-{args.owners}"
+    if (cache / "done").exists():
+        settle(cache)
+        return cache / "index"
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    start_day = date(2015, 1, 1)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def synthetic() -> Any:
+        rnd = random.Random(7)
+        for n in range(args.docs):
+            yield IndexDocument(
+                aip_id=str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+                owner_key=keys[n % args.owners],
+                agency_id=f"OVO{rnd.randint(1, 300):06d}",
+                document_type=rnd.choice(("attest", "besluit", "aanslag")),
+                title=" ".join(rnd.choices(WORDS, k=4)),
+                text=" ".join(rnd.choices(WORDS, k=30)),
+                issued_on=start_day + timedelta(days=rnd.randint(0, 3650)),
+                ingested_at=now - timedelta(seconds=rnd.randint(0, 10**8)),
+                agency_ref=f"syn-{n}",
+            )
+
+    started = time.perf_counter()
+    index = TantivyIndex(cache / "index")
+    try:
+        loaded = index.load(synthetic(), workers=2)
+    finally:
+        index.close()
+    (cache / "done").write_text(f"{loaded}\n")
+    print(f"index cache: {loaded} synthetic entries in {time.perf_counter() - started:.0f} s")
+    settle(cache)
+    return cache / "index"
+
+
+def settle(cache: Path) -> None:
+    """Let tantivy finish the merges its policy wants now. A bulk load leaves many segments,
+    and the first writer after it (the baseline's, or the server's indexer) would otherwise
+    merge most of the index while being measured: tens of CPU-seconds in native threads."""
+    if (cache / "settled").exists():
+        return
+    started = time.perf_counter()
+    index = tantivy.Index.open(str(cache / "index" / "tantivy"))
+    for _ in range(8):
+        index.reload()
+        before = index.searcher().num_segments
+        writer = index.writer(heap_size=100_000_000, num_threads=1)
+        writer.commit()
+        writer.wait_merging_threads()
+        index.reload()
+        if index.searcher().num_segments >= before:
+            break
+    writer = index.writer(heap_size=100_000_000, num_threads=1)
+    writer.garbage_collect_files()
+    writer.wait_merging_threads()
+    (cache / "settled").write_text(f"{index.searcher().num_segments} segments\n")
+    print(
+        f"index cache settled: {index.searcher().num_segments} segments in {time.perf_counter() - started:.0f} s"
+    )
+
+
+def copy_index(source: Path, target: Path) -> None:
+    """Hard links where possible: tantivy never rewrites a segment file in place (it writes
+    new files and replaces meta.json by rename), so the cache stays intact."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=link)
 
 
 def seed_and_measure(args: argparse.Namespace, settings: KluisSettings) -> dict[str, Any]:
@@ -176,30 +334,7 @@ def seed_and_measure(args: argparse.Namespace, settings: KluisSettings) -> dict[
         )
         services.index.refresh()
 
-        keys = [services.keyer.key(owner_number(i)) for i in range(args.owners)]
-        start_day = date(2015, 1, 1)
-        now = datetime.now(UTC)
-
-        def synthetic() -> Any:
-            rnd = random.Random(7)
-            for n in range(args.docs):
-                yield IndexDocument(
-                    aip_id=str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
-                    owner_key=keys[n % args.owners],
-                    agency_id=f"OVO{rnd.randint(1, 300):06d}",
-                    document_type=rnd.choice(("attest", "besluit", "aanslag")),
-                    title=" ".join(rnd.choices(WORDS, k=4)),
-                    text=" ".join(rnd.choices(WORDS, k=30)),
-                    issued_on=start_day + timedelta(days=rnd.randint(0, 3650)),
-                    ingested_at=now - timedelta(seconds=rnd.randint(0, 10**8)),
-                    agency_ref=f"syn-{n}",
-                )
-
-        started = time.perf_counter()
-        loaded = services.index.load(synthetic(), workers=2)
-        print(f"index: {loaded} synthetic entries in {time.perf_counter() - started:.0f} s")
-        services.index.refresh()
-
+        keys = [services.keyer.key(owner_number(i)) for i in range(args.clients)]
         lat = []
         for i in range(2000):
             t = time.perf_counter()
@@ -232,14 +367,24 @@ class Load:
         self.by_owner: dict[str, list[str]] = {}
         for owner, aip in real:
             self.by_owner.setdefault(owner, []).append(aip)
-        self.pdfs = [make_pdf([f"Bench {i}", "vergunning"]) for i in range(8)]
+        self.pdfs = bench_pdfs()
         self.counter = 0
         self.rate = 0.0
+        self.phase = "warm"
+        self.sent = 0
+        self.errors: dict[str, int] = {}
+
+    def _headers(self, who: str) -> dict[str, str]:
+        # The request id names the phase, so the server's access log can be split by phase.
+        self.sent += 1
+        return {
+            "Authorization": f"Bearer {self.tokens[who]}",
+            "X-Request-ID": f"{self.phase}.{self.sent}",
+        }
 
     async def _pace_start(self) -> None:
         if self.rate:  # spread the clients over one period
             await asyncio.sleep(random.random() / self.rate)
-        self.errors: dict[str, int] = {}
 
     def _err(self, what: str, status: int) -> None:
         key = f"{what} {status}"
@@ -248,7 +393,6 @@ class Load:
     async def lister(
         self, session: aiohttp.ClientSession, owner: str, until: float, out: list[float]
     ) -> None:
-        headers = {"Authorization": f"Bearer {self.tokens[owner]}"}
         await self._pace_start()
         k = 0
         started = time.perf_counter()
@@ -259,7 +403,8 @@ class Load:
                 if delay > 0:
                     await asyncio.sleep(delay)
             t = time.perf_counter()
-            async with session.get(f"{self.base}/v1/me/documents?limit=20", headers=headers) as r:
+            url = f"{self.base}/v1/me/documents?limit=20"
+            async with session.get(url, headers=self._headers(owner)) as r:
                 await r.read()
                 if r.status != 200:
                     self._err("list", r.status)
@@ -268,13 +413,12 @@ class Load:
     async def downloader(
         self, session: aiohttp.ClientSession, owner: str, until: float, out: list[float]
     ) -> None:
-        headers = {"Authorization": f"Bearer {self.tokens[owner]}"}
         docs = self.by_owner[owner]
         i = 0
         while time.perf_counter() < until:
             t = time.perf_counter()
             url = f"{self.base}/v1/me/documents/{docs[i % len(docs)]}/content"
-            async with session.get(url, headers=headers) as r:
+            async with session.get(url, headers=self._headers(owner)) as r:
                 await r.read()
                 if r.status != 200:
                     self._err("content", r.status)
@@ -284,10 +428,10 @@ class Load:
     async def agency(
         self, session: aiohttp.ClientSession, agency: str, until: float, out: list[float]
     ) -> None:
-        headers = {"Authorization": f"Bearer {self.tokens[agency]}"}
         while time.perf_counter() < until:
             self.counter += 1
             n = self.counter
+            sub = bench_submission(agency, n, "http")
             form = aiohttp.FormData()
             form.add_field(
                 "file",
@@ -296,18 +440,24 @@ class Load:
                 content_type="application/pdf",
             )
             meta = {
-                "owner": owner_number(n % 50),
-                "type": "attest",
-                "title": f"Bench {n}",
-                "ref": f"http-{n}",
+                "owner": sub.owner,
+                "type": sub.document_type,
+                "title": sub.title,
+                "ref": sub.agency_ref,
             }
             form.add_field("metadata", json.dumps(meta))
             t = time.perf_counter()
-            async with session.post(f"{self.base}/v1/documents", data=form, headers=headers) as r:
+            url = f"{self.base}/v1/documents"
+            async with session.post(url, data=form, headers=self._headers(agency)) as r:
                 await r.read()
                 if r.status != 201:
                     self._err("ingest", r.status)
             out.append(time.perf_counter() - t)
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f} (1/5 min)"
 
 
 async def run_phases(
@@ -316,13 +466,15 @@ async def run_phases(
     rows: list[dict[str, Any]] = []
     connector = aiohttp.TCPConnector(limit=args.clients + args.agencies + 10)
     async with aiohttp.ClientSession(connector=connector) as session:
-        # warm-up
+        # warm-up: every worker process, every token cache, a few deposits per agency
         warm: list[float] = []
         await asyncio.gather(
-            *(load.lister(session, o, time.perf_counter() + 1, warm) for o in owners[:10])
+            *(load.lister(session, o, time.perf_counter() + 2, warm) for o in owners),
+            *(load.agency(session, a, time.perf_counter() + 2, warm) for a in agencies),
         )
 
         async def phase(name: str, tasks: list[tuple[str, Any, str]]) -> None:
+            load.phase = re.sub(r"[^A-Za-z0-9]", "-", name)  # a valid X-Request-ID
             until = time.perf_counter() + args.seconds
             buckets: dict[str, list[float]] = {}
             started = time.perf_counter()
@@ -332,8 +484,8 @@ async def run_phases(
             await asyncio.gather(*coros)
             elapsed = time.perf_counter() - started
             for label, lat in buckets.items():
-                rows.append({"phase": name, **row(label, lat, elapsed)})
-            print(f"phase {name}: done", flush=True)
+                rows.append({"phase": name, "load": os.getloadavg()[0], **row(label, lat, elapsed)})
+            print(f"phase {name}: done, {load_average()}", flush=True)
 
         await phase("list", [("GET /v1/me/documents", load.lister, o) for o in owners])
         if args.rate:
@@ -355,11 +507,84 @@ async def run_phases(
     return rows
 
 
+ROUTES = {
+    "/v1/me/documents": "GET /v1/me/documents",
+    "/v1/me/documents/{document_id}/content": "GET …/content",
+    "/v1/documents": "POST /v1/documents",
+}
+
+
+def server_times(
+    log_path: Path,
+) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], dict[int, int]]]:
+    """The server's own duration per request, and requests per worker process, by (phase,
+    endpoint), from its access log."""
+    found: dict[tuple[str, str], list[float]] = defaultdict(list)
+    workers: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    with log_path.open("rb") as f:
+        for line in f:
+            if b'"kluis.access"' not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            phase = str(entry.get("request_id", "")).rsplit(".", 1)[0]
+            endpoint = ROUTES.get(str(entry.get("route")))
+            if endpoint and "duration_ms" in entry:
+                found[(phase, endpoint)].append(float(entry["duration_ms"]) / 1000)
+                workers[(phase, endpoint)][int(entry.get("pid", 0))] += 1
+    return found, workers
+
+
+def start_server(
+    args: argparse.Namespace, env: dict[str, str], port: int
+) -> subprocess.Popen[bytes]:
+    """``kluis serve --workers N``; a tree without ``kluis.api.serve`` (the code before it
+    existed) runs one process the way ``kluis serve`` did then."""
+    options = f"http={args.http!r}, loop={args.loop!r}"
+    code = (
+        "from kluis.settings import KluisSettings\n"
+        "try:\n"
+        "    from kluis.api.serve import serve_api\n"
+        "except ImportError:\n"
+        "    from kluis.observability import configure_logging; configure_logging()\n"
+        "    import uvicorn; from kluis.api.app import create_app\n"
+        f"    assert {args.workers} == 1, 'this tree cannot run worker processes'\n"
+        f"    uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_config=None, access_log=False, {options})\n"
+        "else:\n"
+        f"    serve_api(KluisSettings(), host='127.0.0.1', port={port}, workers={args.workers}, {options})\n"
+    )
+    log = (OUT / "server.log").open("wb")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-c", code],
+            env={**os.environ, **env, "PYTHONPATH": str(TREE)},
+            cwd=str(OUT),
+            stdout=log,
+            stderr=log,
+        )
+    finally:
+        log.close()
+
+
+def wait_for(server: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the server did not start; see bench/out/api/server.log") from None
+            time.sleep(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--docs", type=int, default=200_000, help="synthetic index entries")
+    parser.add_argument("--docs", type=int, default=1_000_000, help="synthetic index entries")
     parser.add_argument("--owners", type=int, default=5_000)
     parser.add_argument("--real", type=int, default=300, help="documents ingested for real")
     parser.add_argument("--clients", type=int, default=50, help="concurrent citizens")
@@ -371,8 +596,22 @@ def main() -> None:
         default=2.0,
         help="requests/s per citizen in the paced list phase (0: skip it)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="server worker processes, and CLI baseline processes (default: the cores)",
+    )
+    parser.add_argument(
+        "--http", default="auto", help="uvicorn HTTP protocol: auto, h11, httptools"
+    )
+    parser.add_argument("--loop", default="auto", help="uvicorn event loop: auto, asyncio, uvloop")
+    parser.add_argument(
+        "--cache", default="/tmp/kluis-bench", help="where the synthetic index is kept"
+    )
     args = parser.parse_args()
     args.real = max(args.real, args.clients)
+    print(f"start: {load_average()}, {os.cpu_count()} cores", flush=True)
 
     shutil.rmtree(OUT, ignore_errors=True)
     data = OUT / "var"
@@ -382,87 +621,87 @@ def main() -> None:
         "KLUIS_MODE": "development",
         "KLUIS_RATE_LIMIT_PER_SECOND": "1000000",
         "KLUIS_RATE_LIMIT_BURST": "1000000",
+        "KLUIS_OWNER_KEY_SECRET": OWNER_KEY_SECRET,
+        # Scheduled jobs off: their start-up runs would land in the first phase (they have
+        # their own benches); the indexer still runs.
+        "KLUIS_RECONCILE_INTERVAL_SECONDS": "0",
     }
-    settings = KluisSettings(data_dir=data, rate_limit_per_second=1e6, rate_limit_burst=10**6)
+    if "scheduler" in KluisSettings.model_fields:
+        for job in ("fixity", "upkeep", "sweep", "disposal"):
+            env_settings[f"KLUIS_SCHEDULER__{job.upper()}_INTERVAL_SECONDS"] = "0"
+    settings = KluisSettings(
+        data_dir=data,
+        rate_limit_per_second=1e6,
+        rate_limit_burst=10**6,
+        owner_key_secret=OWNER_KEY_SECRET,  # type: ignore[arg-type]
+    )
+    keyer = build_keyer(settings)
+    copy_index(
+        cached_index(args, [keyer.key(owner_number(i)) for i in range(args.owners)]), data / "index"
+    )
     inproc = seed_and_measure(args, settings)
+    layouts = sorted({max(1, args.workers), 1}, reverse=True)
+    cli: dict[tuple[str, int], float] = {}
+    for procs in layouts:
+        cli[("before", procs)] = cli_baseline(args, settings, f"cli-before-{procs}", procs)
+        print(
+            f"CLI batch ingest before the server, {procs} process(es): "
+            f"{cli[('before', procs)]:.1f} docs/s, {load_average()}",
+            flush=True,
+        )
 
     owners = [owner_number(i) for i in range(args.clients)]
     agencies = [f"OVO{i + 1:06d}" for i in range(args.agencies)]
     tokens = {
-        **{
-            o: mint_dev_token(
-                data,
-                role="citizen",
-                subject=o,
-                issuer="kluis-dev",
-                audience="kluis",
-                ttl_seconds=7200,
-            )
-            for o in owners
-        },
-        **{
-            a: mint_dev_token(
-                data,
-                role="agency",
-                subject=a,
-                issuer="kluis-dev",
-                audience="kluis",
-                ttl_seconds=7200,
-            )
-            for a in agencies
-        },
+        who: mint_dev_token(
+            data,
+            role="citizen" if who in owners else "agency",
+            subject=who,
+            issuer="kluis-dev",
+            audience="kluis",
+            ttl_seconds=7200,
+        )
+        for who in owners + agencies
     }
     port = free_port()
-    server_code = (
-        "from kluis.observability import configure_logging; configure_logging();"
-        "import uvicorn; from kluis.api.app import create_app;"
-        f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_config=None, access_log=False)"
-    )
-    log = (OUT / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-c", server_code],
-        env={**os.environ, **env_settings},
-        cwd=str(OUT),
-        stdout=log,
-        stderr=log,
-    )
+    server = start_server(args, env_settings, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(
-                        "the server did not start; see bench/out/api/server.log"
-                    ) from None
-                time.sleep(0.2)
+        wait_for(server, port)
         load = Load(base, tokens, inproc["real"])
-        rows = asyncio.run(run_phases(args, load, owners, agencies))
-        # The CLI batch baseline again, now, under the same machine load as the HTTP phase
-        # (the server is idle; this process ingests through its own Services, as
-        # `kluis ingest` does while a server runs).
-        inproc["inproc_ingest_after_per_s"] = inprocess_ingest(args, settings)
+        # The client shares the cores with the server: uvloop keeps its own share small.
+        rows = uvloop.run(run_phases(args, load, owners, agencies))
     finally:
         server.terminate()
-        server.wait(timeout=20)
-        log.close()
+        server.wait(timeout=30)
+    for procs in layouts:
+        cli[("after", procs)] = cli_baseline(args, settings, f"cli-after-{procs}", procs)
+        print(
+            f"CLI batch ingest after the server, {procs} process(es): "
+            f"{cli[('after', procs)]:.1f} docs/s, {load_average()}",
+            flush=True,
+        )
+    srv, by_worker = server_times(OUT / "server.log")
 
     print()
     print(
         f"index: {inproc['index_total']} documents, {args.owners} citizens "
         f"(~{args.docs // args.owners} each); {args.clients} concurrent citizens, "
         f"{args.agencies} concurrent agencies, {args.seconds:.0f} s per phase; "
-        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+        f"{os.cpu_count()} cores; server: {args.workers} worker process(es), http={args.http}, "
+        f"loop={args.loop}; signing level {settings.signing_level}; scheduled jobs off"
     )
     print(
         f"{'phase':12} {'endpoint':22} {'n':>6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        f" {'srv p50':>8} {'srv p99':>8} {'load':>5}  per worker"
     )
     for r in rows:
+        key = (re.sub(r"[^A-Za-z0-9]", "-", r["phase"]), r["name"])
+        own = srv.get(key, [])
+        share = "/".join(str(n) for n in sorted(by_worker.get(key, {}).values(), reverse=True))
         print(
             f"{r['phase']:12} {r['name']:22} {r['n']:6d} {r['per_s']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f}"
+            f" {pct(own, 50) * 1000:8.1f} {pct(own, 99) * 1000:8.1f} {r['load']:5.1f}  {share}"
         )
     print("\nin process, same data, one thread (no HTTP, no auth, no audit record):")
     for key in ("inproc_list", "inproc_content"):
@@ -471,17 +710,30 @@ def main() -> None:
             f"  {r['name']:28} n={r['n']:5d} p50 {r['p50']:6.2f} ms  p95 {r['p95']:6.2f} ms  p99 {r['p99']:6.2f} ms"
         )
     http_ingest = next(r["per_s"] for r in rows if r["phase"] == "ingest")
-    base_ingest = inproc["inproc_ingest_per_s"]
-    after = inproc["inproc_ingest_after_per_s"]
     print(
-        f"  ingest, {args.agencies} threads: in process {base_ingest:.1f} docs/s (seeding, "
-        f"before the server) and {after:.1f} docs/s (right after the HTTP phases); "
-        f"over HTTP {http_ingest:.1f} docs/s = {100 * http_ingest / base_ingest:.0f} % / "
-        f"{100 * http_ingest / after:.0f} %"
+        f"ingest, same PDFs and metadata, level {settings.signing_level}, {args.agencies} "
+        f"concurrent depositors, same {os.cpu_count()} cores:"
+    )
+    for procs in layouts:
+        before, after = cli[("before", procs)], cli[("after", procs)]
+        print(
+            f"  CLI batch, {procs} process(es) x {args.agencies // procs} threads, ending with "
+            f"the index applied: {before:.1f} docs/s before the server, {after:.1f} after it"
+        )
+    best = max(cli.values())
+    mean_best = max((cli[("before", p)] + cli[("after", p)]) / 2 for p in layouts)
+    print(
+        f"  over HTTP, {args.workers} server worker(s): {http_ingest:.1f} docs/s = "
+        f"{100 * http_ingest / mean_best:.0f} % of the best CLI layout (mean of before and "
+        f"after), {100 * http_ingest / best:.0f} % of the best single CLI measurement"
+    )
+    print(
+        f"  (seeding, in process, {args.agencies} threads in one process, other PDFs, index "
+        f"not applied: {inproc['inproc_ingest_per_s']:.1f} docs/s)"
     )
     if load.errors:
         print("non-2xx answers:", load.errors)
-    print("server log: bench/out/api/server.log")
+    print(f"end: {load_average()}; server log: bench/out/api/server.log")
 
 
 if __name__ == "__main__":

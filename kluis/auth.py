@@ -13,6 +13,7 @@ generated ES256 key, used by ``kluis token``; production never does.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -214,7 +215,7 @@ class TokenVerifier:
     ) -> None:
         self._keys = keys
         self._jwks = jwks
-        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._cache: dict[bytes, tuple[Principal, float]] = {}
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
@@ -260,12 +261,16 @@ class TokenVerifier:
         principal, expires = self._verify(token)
         if len(self._cache) >= self.CACHE_SIZE:
             self._cache.clear()
-        self._cache[token] = (principal, min(expires + self._leeway, now + self.CACHE_SECONDS))
+        until = min(expires + self._leeway, now + self.CACHE_SECONDS)
+        self._cache[_token_key(token)] = (principal, until)
         return principal
 
     def cached(self, token: str) -> Principal | None:
-        """The principal of a token verified recently, without any I/O; else None."""
-        entry = self._cache.get(token)
+        """The principal of a token verified recently, without any I/O; else None.
+
+        Keyed by the SHA-256 of the whole token (signature included), so only the very bytes
+        that were verified hit, and no bearer token is kept in memory."""
+        entry = self._cache.get(_token_key(token))
         if entry is not None and entry[1] > time.time():
             return entry[0]
         return None
@@ -292,6 +297,10 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise AuthenticationError(f"the token is not valid: {type(exc).__name__}") from exc
         return _principal(claims), float(claims["exp"])
+
+
+def _token_key(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

@@ -44,6 +44,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": redact(record.getMessage()),
+            "pid": record.process,  # which worker of `kluis serve --workers N`
         }
         request_id = request_id_var.get()
         if request_id:

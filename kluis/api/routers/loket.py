@@ -194,7 +194,7 @@ async def list_documents(
     ] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> DocumentPage:
+) -> Response:
     """The caller's own documents, newest first (or by relevance with ``q``)."""
     page = await search_index(
         services,
@@ -209,9 +209,12 @@ async def list_documents(
             cursor=cursor,
         ),
     )
-    return DocumentPage(
+    body = DocumentPage(
         items=[summary(h) for h in page.hits], total=page.total, next_cursor=page.next_cursor
     )
+    # Serialised here, once: returning the model would make FastAPI validate it a second
+    # time against response_model (which still documents the body in OpenAPI).
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.get("/documents/{document_id}", response_model=DocumentDetail)

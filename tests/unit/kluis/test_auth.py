@@ -233,3 +233,16 @@ def test_verified_tokens_are_cached_until_expiry() -> None:
     assert v.cached(short) is None
     with pytest.raises(AuthenticationError):
         v.verify(short)
+
+
+def test_cache_is_keyed_by_the_whole_token_and_keeps_no_token() -> None:
+    key, public = jwk("k1")
+    v = verifier(JwksSource(url="https://x", fetch=FakeIssuer(public)), leeway=0)
+    good = token(key, "k1")
+    v.verify(good)
+    head, payload, signature = good.split(".")
+    forged = f"{head}.{payload}.{signature[:-4]}AAAA"  # same claims, another signature
+    assert v.cached(forged) is None
+    with pytest.raises(AuthenticationError):
+        v.verify(forged)
+    assert all(good not in repr(k) for k in v._cache)  # hashes only, no bearer token
