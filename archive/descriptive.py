@@ -8,7 +8,10 @@ guidelines leave the container to the application) holding:
   ``language`` and ``format``;
 - Kluis elements (namespace :data:`KLUIS_NS`) that carry the exact domain values the archive
   relies on: ``owner`` (with ``kind``), ``agency``, ``documentType``, ``agencyRef``,
-  ``issuedOn`` and ``retentionUntil`` (absent = kept permanently).
+  ``issuedOn``, ``retentionUntil`` (absent = kept permanently or event date pending) and
+  ``retentionRule`` (the selection-list rule that applied at ingest: attributes
+  ``listVersion``, ``trigger``, ``action`` and, unless kept permanently, ``period``; the rule
+  is the one for ``documentType``; absent in packages archived before lists were recorded).
 
 Invariants: reading takes every value from the Kluis elements (title and language from DC,
 which has no Kluis duplicate), so ``read_descriptive(write_descriptive(m)) == m``; the same
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from archive._xmltext import child, optional_text, parse_date, serialise, sub, text
+from archive._xmltext import attr, child, optional_text, parse_date, serialise, sub, text
 from archive.errors import InvalidPackageError
 from archive.model import DocumentMetadata, OwnerKind
 from archive.xml import parse_xml
@@ -63,6 +66,15 @@ def write_descriptive(aip_id: str, meta: DocumentMetadata, *, mime_type: str) ->
     sub(root, _k("issuedOn"), meta.issued_on.isoformat())
     if meta.retention_until is not None:
         sub(root, _k("retentionUntil"), meta.retention_until.isoformat())
+    if meta.retention_list_version is not None:
+        rule = {
+            "listVersion": meta.retention_list_version,
+            "trigger": meta.retention_trigger or "issued_on",
+            "action": meta.retention_action or "keep",
+        }
+        if meta.retention_period is not None:
+            rule["period"] = meta.retention_period
+        sub(root, _k("retentionRule"), **rule)
     return serialise(root)
 
 
@@ -81,6 +93,13 @@ def read_descriptive(data: bytes, *, aip_id: str) -> DocumentMetadata:
     if kind not in _OWNER_KINDS:
         raise InvalidPackageError(aip_id, f"owner kind {kind!r} is not person or enterprise")
     retention = optional_text(root, _k("retentionUntil"))
+    rule = root.find(_k("retentionRule"))
+    list_version = trigger = action = period = None
+    if rule is not None:
+        list_version = attr(rule, "listVersion", aip_id=aip_id)
+        trigger = attr(rule, "trigger", aip_id=aip_id)
+        action = attr(rule, "action", aip_id=aip_id)
+        period = rule.get("period")
     return DocumentMetadata(
         owner_id=owner.text or "",
         owner_kind=kind,
@@ -97,4 +116,8 @@ def read_descriptive(data: bytes, *, aip_id: str) -> DocumentMetadata:
             if retention is None
             else parse_date(retention, aip_id=aip_id, what="retentionUntil")
         ),
+        retention_list_version=list_version,
+        retention_trigger=trigger,
+        retention_period=period,
+        retention_action=action,
     )

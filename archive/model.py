@@ -31,7 +31,34 @@ class DocumentMetadata:
     """The agency's own reference; unique per agency, the idempotency key of ingest."""
     language: str = "nl"
     retention_until: date | None = None
-    """End of the retention period, or None when the document is kept permanently."""
+    """End of the retention period as computed at ingest; None when the document is kept
+    permanently or its event trigger date is still pending. Later changes (a new selection
+    list, a delivered event date) are retention records next to the package, not edits."""
+    retention_list_version: str | None = None
+    """Version of the selection list whose rule (the one for ``document_type``) applied at
+    ingest; None for packages archived before lists were recorded."""
+    retention_trigger: str | None = None
+    """What the period counts from under that rule: ``issued_on`` or ``event:<name>``."""
+    retention_period: str | None = None
+    """The rule's ISO 8601 period, e.g. ``P10Y`` (None for ``keep``)."""
+    retention_action: str | None = None
+    """The rule's final action: ``destroy``, ``transfer`` or ``keep``."""
+
+
+@dataclass(frozen=True)
+class RetentionTerms:
+    """The retention a selection-list rule gives one document at ingest."""
+
+    list_version: str
+    trigger: str
+    """``issued_on`` or ``event:<name>``."""
+    action: str
+    period: str | None
+    retention_until: date | None
+    """The computed end; None when kept permanently or the event date is pending."""
+    lock_until: date | None
+    """The object-lock retain-until date: the end, or its lower bound while an event date
+    is pending; None when kept permanently."""
 
 
 @dataclass(frozen=True)
@@ -163,3 +190,6 @@ class IndexRecord:
     version, e.g. a renewed signature, does not make a document newer)."""
     text: str
     """The newest version's extracted text, checked against its root METS."""
+    on_hold: bool = False
+    """Under a legal hold (set by the retention projection from the hold markers; the
+    package itself never records holds)."""

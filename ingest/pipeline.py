@@ -22,6 +22,7 @@ from archive.model import Agent, AipManifest, PackageInput, PremisEvent, Signatu
 from archive.package import build_aip
 from archive.store import AipStore
 from ingest.errors import (
+    DocumentDisposedError,
     FieldProblem,
     IdempotencyConflictError,
     IngestInProgressError,
@@ -34,6 +35,7 @@ from ingest.submission import RetentionRule, Submission, validate_submission
 from search.base import Index
 from search.errors import SearchError
 from search.projection import OwnerKeyer, project, project_record
+from search.reindex import PackageSource
 from signing.errors import UnreadablePdfError
 from signing.pades import SignedPdf
 
@@ -76,7 +78,10 @@ class Ingestor:
         limits: IngestLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        source: PackageSource | None = None,
     ) -> None:
+        """``source`` projects stored documents for :meth:`index_existing` (default: the
+        store itself; the wiring passes one that adds holds and recorded retention ends)."""
         self._signer = signer
         self._store = store
         self._ledger = ledger
@@ -87,6 +92,7 @@ class Ingestor:
         self._limits = limits or IngestLimits()
         self._clock = clock
         self._new_id = new_id
+        self._source: PackageSource = source or store
 
     def ingest(self, submission: Submission, pdf: bytes) -> IngestResult:
         """Archive one document, or replay the receipt of an earlier identical ingest.
@@ -141,9 +147,12 @@ class Ingestor:
                 raise IngestInProgressError(metadata.agency_id, metadata.agency_ref, 1) from None
             return IngestResult(self._replay(winner, submitted_sha256), created=False)
         try:
+            # The lock is the computed end, or its lower bound while an event date is
+            # pending (the rule's period after the issue date).
+            lock = self._retention(metadata.document_type, metadata.issued_on).lock_until
             retain = None
-            if metadata.retention_until is not None:
-                retain = datetime.combine(metadata.retention_until, datetime.min.time(), UTC)
+            if lock is not None:
+                retain = datetime.combine(lock, datetime.min.time(), UTC)
             manifest = self._store.commit(package, retain_until=retain)
         except BaseException:
             self._abandon_quietly(claim)
@@ -197,6 +206,10 @@ class Ingestor:
             try:
                 return Receipt.from_manifest(self._store.manifest(claim.aip_id))
             except PackageNotFoundError:
+                if self._ledger.disposed(claim.aip_id):
+                    raise DocumentDisposedError(
+                        claim.agency_id, claim.agency_ref, claim.aip_id
+                    ) from None
                 if time.monotonic() >= deadline:
                     raise IngestInProgressError(claim.agency_id, claim.agency_ref, 5) from None
                 time.sleep(0.05)
@@ -222,4 +235,4 @@ class Ingestor:
 
     def index_existing(self, document_id: str) -> None:
         """(Re)index one committed document from storage, with its newest version's content."""
-        self._index.submit([project_record(self._store.index_record(document_id), self._keyer)])
+        self._index.submit([project_record(self._source.index_record(document_id), self._keyer)])

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date
 
-from archive.model import DocumentMetadata
+from archive.model import DocumentMetadata, RetentionTerms
 from ingest.errors import FieldProblem, InvalidSubmissionError
 from ingest.owners import InvalidOwnerNumber, parse_owner
 
@@ -16,8 +16,9 @@ _PDF_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.pdf$")
 MAX_TITLE = 500
 MAX_REF = 200
 
-RetentionRule = Callable[[str, date], date | None]
-"""(document_type, issued_on) -> retention end, or None when kept permanently."""
+RetentionRule = Callable[[str, date], RetentionTerms]
+"""(document_type, issued_on) -> the selection-list terms: list version, trigger, action,
+computed end and object-lock date (the wiring passes ``SelectionList.terms``)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def validate_submission(
         )
     if problems or owner is None:
         raise InvalidSubmissionError(problems)
+    terms = retention(sub.document_type, issued_on)
     return DocumentMetadata(
         owner_id=owner.id,
         owner_kind=owner.kind,
@@ -84,5 +86,9 @@ def validate_submission(
         title=sub.title,
         issued_on=issued_on,
         agency_ref=sub.agency_ref,
-        retention_until=retention(sub.document_type, issued_on),
+        retention_until=terms.retention_until,
+        retention_list_version=terms.list_version,
+        retention_trigger=terms.trigger,
+        retention_period=terms.period,
+        retention_action=terms.action,
     )

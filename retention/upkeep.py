@@ -123,13 +123,18 @@ def renew_document(
             previous_aip_id=previous_id,
         )
     )
-    retain = None
+    # The new version is locked as long as the document already is: its retention may have
+    # been extended (retention records, an event date) beyond what the metadata recorded.
+    retain = store.document_locked_until(document_id)
     if meta.retention_until is not None:
-        retain = datetime.combine(meta.retention_until, datetime.min.time(), UTC)
+        recorded = datetime.combine(meta.retention_until, datetime.min.time(), UTC)
+        retain = recorded if retain is None else max(retain, recorded)
     try:
         manifest, _ = store.commit_version(package, retain_until=retain)
     except ObjectExistsError as exc:
         raise RenewalConflictError(document_id, previous_id) from exc
+    if store.legal_hold(previous_id):  # a held document is held in every version
+        store.set_document_legal_hold(document_id, True)
     return manifest.aip_id
 
 

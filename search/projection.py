@@ -71,14 +71,20 @@ def project_record(
     record: IndexRecord, keyer: OwnerKeyer, *, on_hold: bool = False
 ) -> IndexDocument:
     """The index document of one document, from its newest version: keyed by the document
-    id, ``ingested_at`` is when the document was archived. For an unversioned document it
-    equals :func:`project` of its manifest and text.
+    id, ``ingested_at`` is when the document was archived; held when ``on_hold`` or
+    ``record.on_hold`` (the retention projection sets the latter from storage). For an
+    unversioned document it equals :func:`project` of its manifest and text.
 
     Raises:
         ValueError: the owner id is not canonical (see :meth:`OwnerKeyer.key`).
     """
     return _document(
-        record.document_id, record.metadata, record.created_at, record.text, keyer, on_hold=on_hold
+        record.document_id,
+        record.metadata,
+        record.created_at,
+        record.text,
+        keyer,
+        on_hold=on_hold or record.on_hold,
     )
 
 
