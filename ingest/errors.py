@@ -53,3 +53,17 @@ class IngestInProgressError(IngestError):
         self.agency_id = agency_id
         self.agency_ref = agency_ref
         self.retry_after = retry_after
+
+
+class DocumentDisposedError(IngestError):
+    """The agency reference names a document that was disposed of under the selection list
+    (destroyed or transferred): it is gone for good and is not archived again."""
+
+    def __init__(self, agency_id: str, agency_ref: str, aip_id: str) -> None:
+        super().__init__(
+            f"reference {agency_ref!r} of agency {agency_id} names document {aip_id}, which "
+            "was disposed of after its retention ended; it is not archived again"
+        )
+        self.agency_id = agency_id
+        self.agency_ref = agency_ref
+        self.aip_id = aip_id

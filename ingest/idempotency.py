@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from archive.destruction import read_tombstone
 from archive.errors import ObjectNotFoundError
 from archive.storage.base import Storage
 
@@ -76,6 +77,13 @@ class ClaimLedger:
             sha256=hashlib.sha256(raw).hexdigest(),
             if_absent=True,
         )
+
+    def disposed(self, aip_id: str) -> bool:
+        """Whether the claimed document was disposed of (it left a tombstone): its claim
+        stays so that a retry of the reference is answered "gone", not re-archived.
+
+        Raises: StorageUnavailableError."""
+        return read_tombstone(self._storage, aip_id) is not None
 
     def release(self, claim: Claim) -> None:
         """Remove a claim whose package was never committed. Raises: StorageUnavailableError."""
