@@ -94,3 +94,34 @@ class PackageCommittedError(ArchiveError):
         super().__init__(f"package {aip_id!r} is committed and immutable; refusing to {action}")
         self.aip_id = aip_id
         self.action = action
+
+
+class LeaseBusyError(ArchiveError):
+    """Another instance holds the job's lease (or won the race to take it)."""
+
+    def __init__(self, job: str, holder: str, expires: datetime | None) -> None:
+        until = f" until {expires.isoformat()}" if expires is not None else ""
+        super().__init__(f"job {job!r} is leased by {holder!r}{until}")
+        self.job = job
+        self.holder = holder
+        self.expires = expires
+
+
+class LeaseLostError(ArchiveError):
+    """The holder no longer holds its lease: it expired or another instance took it over.
+    The job must stop before its next unit of work."""
+
+    def __init__(self, job: str, holder: str, reason: str) -> None:
+        super().__init__(f"lease of job {job!r} lost by {holder!r}: {reason}")
+        self.job = job
+        self.holder = holder
+        self.reason = reason
+
+
+class InvalidLeaseError(ArchiveError):
+    """A lease record in storage cannot be read (not written by Kluis)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"lease record {key!r} is not readable: {reason}")
+        self.key = key
+        self.reason = reason

@@ -1,11 +1,17 @@
-"""`kluis serve` reconciles on its own: a stored document the index missed becomes visible."""
+"""`kluis serve` runs its jobs on its own, each under a lease: a stored document the index
+missed becomes visible; while another instance holds the job's lease the job is skipped, and
+the runs show in /metrics."""
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import timedelta
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from archive.leases import Leases
 from ingest.submission import Submission
 from kluis.api.app import create_app
 from kluis.settings import KluisSettings
@@ -42,3 +48,55 @@ def test_the_scheduler_indexes_what_a_failed_index_update_missed(
                 break
             time.sleep(0.1)
         assert [d["id"] for d in listing["items"]] == [receipt.aip_id]
+
+
+def _unindexed_document(settings: KluisSettings, pdf: bytes, ref: str) -> str:
+    services = build_services(settings)
+    try:
+
+        def index_down(documents: list[IndexDocument]) -> None:
+            raise IndexUnavailableError("tantivy", "down for the test")
+
+        services.index.submit = index_down  # type: ignore[method-assign]
+        return services.ingestor.ingest(
+            Submission(AGENCY_X, OWNER_A, "attest", "Attest", ref), pdf
+        ).receipt.aip_id
+    finally:
+        services.close()
+
+
+def _runs(client: TestClient, outcome: str) -> float:
+    text = client.get("/metrics").text
+    line = 'kluis_job_runs_total{job="reconcile",outcome="' + outcome + '"}'
+    found = re.search(rf"^{re.escape(line)} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_job_another_instance_holds_is_skipped_until_its_lease_is_released(
+    data_dir: Path,
+    token,
+    pdf: bytes,  # type: ignore[no-untyped-def]
+) -> None:
+    settings = KluisSettings(data_dir=data_dir, reconcile_interval_seconds=0.2)
+    aip_id = _unindexed_document(settings, pdf, "SCHED-2")
+    services = build_services(settings)
+    try:
+        other = Leases(services.storage, holder="another-replica").acquire(
+            "reconcile", timedelta(minutes=5)
+        )
+        with TestClient(create_app(settings)) as client:
+            citizen = token("citizen", OWNER_A)
+            time.sleep(1.5)
+            assert client.get("/v1/me/documents", headers=citizen).json()["total"] == 0
+            assert _runs(client, "busy") >= 2
+            assert _runs(client, "ok") == 0
+            other.release()
+            deadline = time.monotonic() + 10
+            while client.get("/v1/me/documents", headers=citizen).json()["total"] == 0:
+                assert time.monotonic() < deadline, "reconcile never ran after the release"
+                time.sleep(0.1)
+            assert _runs(client, "ok") >= 1
+            items = client.get("/v1/me/documents", headers=citizen).json()["items"]
+            assert [d["id"] for d in items] == [aip_id]
+    finally:
+        services.close()
