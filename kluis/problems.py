@@ -14,12 +14,15 @@ from archive.errors import (
     HostileXmlError,
     IntegrityError,
     InvalidKeyError,
+    LeaseBusyError,
+    LeaseLostError,
     ObjectLockedError,
     ObjectNotFoundError,
     PackageNotFoundError,
     StorageUnavailableError,
 )
 from ingest.errors import (
+    DocumentDisposedError,
     IdempotencyConflictError,
     IngestError,
     IngestInProgressError,
@@ -36,11 +39,24 @@ from kluis.errors import (
     RateLimitedError,
     UnsupportedMediaTypeError,
 )
+from retention.disposal_errors import (
+    CertificateNotFoundError,
+    FourEyesError,
+    ProposalNotFoundError,
+    ProposalStateError,
+)
 from retention.errors import (
+    HoldConflictError,
+    HoldNotFoundError,
+    InvalidHoldError,
     InvalidSelectionListError,
+    InvalidTriggerError,
     RenewalConflictError,
     RenewalRejectedError,
     RetentionError,
+    RetentionRecordConflictError,
+    SelectionListVersionReusedError,
+    TriggerAlreadyRecordedError,
 )
 from search.errors import IndexUnavailableError, InvalidQueryError, SearchError
 from signing.errors import KeySourceError, SigningError
@@ -66,7 +82,14 @@ PROBLEMS: dict[type[Exception], Problem] = {
     ObjectNotFoundError: Problem(404, "not-found", "No such document", 3),
     IdempotencyConflictError: Problem(409, "idempotency-conflict", "Reference already used", 4),
     IngestInProgressError: Problem(409, "ingest-in-progress", "Ingest in progress", 75, 5),
+    LeaseBusyError: Problem(409, "job-busy", "Another instance runs this job", 75, 30),
+    LeaseLostError: Problem(409, "job-lease-lost", "The job lost its lease and stopped", 75, 30),
     ObjectLockedError: Problem(409, "object-locked", "Protected by retention or hold", 4),
+    DocumentDisposedError: Problem(410, "disposed", "The document was disposed of", 4),
+    ProposalNotFoundError: Problem(404, "proposal-not-found", "No such disposal proposal", 3),
+    CertificateNotFoundError: Problem(404, "certificate-not-found", "No such certificate", 3),
+    ProposalStateError: Problem(409, "proposal-state", "Not possible in this state", 4),
+    FourEyesError: Problem(403, "four-eyes", "A second archivist must approve", 77),
     StorageUnavailableError: Problem(503, "storage-unavailable", "Storage unavailable", 75, 5),
     IndexUnavailableError: Problem(503, "index-unavailable", "Search index unavailable", 75, 5),
     KeySourceError: Problem(503, "signer-unavailable", "Signing key unavailable", 75, 30),
@@ -81,6 +104,17 @@ PROBLEMS: dict[type[Exception], Problem] = {
     ForbiddenError: Problem(403, "forbidden", "Not allowed", 77),
     InvalidSelectionListError: Problem(500, "configuration", "Invalid configuration", 78),
     RenewalConflictError: Problem(409, "renewal-conflict", "A newer version was stored first", 4),
+    InvalidHoldError: Problem(422, "invalid-hold", "The legal hold is not valid", 2),
+    HoldNotFoundError: Problem(404, "hold-not-found", "No such legal hold", 3),
+    HoldConflictError: Problem(409, "hold-conflict", "Hold id used for another hold", 4),
+    InvalidTriggerError: Problem(422, "invalid-trigger", "The trigger event does not fit", 2),
+    TriggerAlreadyRecordedError: Problem(409, "trigger-recorded", "Trigger already recorded", 4),
+    SelectionListVersionReusedError: Problem(
+        409, "list-version-reused", "Selection list version already used", 4
+    ),
+    RetentionRecordConflictError: Problem(
+        409, "retention-conflict", "Retention changed concurrently", 75, 1
+    ),
     RenewalRejectedError: Problem(500, "renewal-rejected", "Renewed signature rejected", 1),
     IntegrityError: Problem(500, "integrity", "Stored data failed its integrity check", 1),
     SigningError: Problem(500, "signing-failed", "Signing failed", 1),
@@ -114,6 +148,8 @@ def problem_extensions(exc: BaseException) -> dict[str, object]:
     """Machine-readable details some errors carry (RFC 9457 extension members)."""
     if isinstance(exc, InvalidSubmissionError):
         return {"errors": [p.to_dict() for p in exc.problems]}
+    if isinstance(exc, InvalidHoldError):
+        return {"errors": [{"field": "hold", "message": p} for p in exc.problems]}
     if isinstance(exc, ObjectLockedError) and exc.retain_until is not None:
         return {"retain_until": exc.retain_until.isoformat()}
     return {}

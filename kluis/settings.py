@@ -97,6 +97,38 @@ class Pkcs11Settings(BaseModel):
     pin: SecretStr
 
 
+class SchedulerSettings(BaseModel):
+    """The jobs ``kluis serve`` runs (``kluis jobs run NAME`` runs one once). Every job runs
+    under a lease in storage, so replicas never run the same job at once. An interval of 0
+    turns the job off in the scheduler."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lease_ttl_seconds: float = Field(default=120.0, gt=0)
+    """How long a lease lasts unless renewed (the holder renews every third of it); a killed
+    instance's jobs are taken over this long (plus the skew margin) after it died."""
+    lease_skew_seconds: float = Field(default=5.0, ge=0)
+    """Largest clock difference expected between instances: a taker waits this much longer."""
+    fixity_interval_seconds: float = Field(default=3600.0, ge=0)
+    """How often the fixity rotation checks its next ``fixity_sample_size`` packages."""
+    fixity_sample_size: int = Field(default=200, gt=0)
+    """Packages per fixity run: the whole archive is checked every
+    (packages / sample size) runs."""
+    upkeep_interval_seconds: float = Field(default=86400.0, ge=0)
+    """How often signature upkeep examines its next ``upkeep_batch_size`` documents (needs
+    ``tsa_url``; off without one)."""
+    upkeep_batch_size: int = Field(default=500, gt=0)
+    upkeep_horizon_days: int = Field(default=180, gt=0)
+    """Renew evidence whose newest time-stamp (or certificate) expires within this many days."""
+    upkeep_settle_seconds: float = Field(default=86400.0, ge=0)
+    """B-T documents older than this are augmented to B-LTA (revocation data must post-date
+    the signature time-stamp)."""
+    sweep_interval_seconds: float = Field(default=86400.0, ge=0)
+    """How often the disposal sweep proposes the documents whose retention ended."""
+    disposal_interval_seconds: float = Field(default=3600.0, ge=0)
+    """How often approved disposal proposals are executed (interrupted ones resumed)."""
+
+
 class KluisSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KLUIS_",
@@ -140,7 +172,10 @@ class KluisSettings(BaseSettings):
     """HMAC secret for owner keys in the index; generated under data_dir when unset."""
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1, le=64)
+    """HTTP worker processes of ``kluis serve``; each gets 1/workers of the rate limit."""
     auth: AuthSettings = AuthSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
+from archive.events import EventLog
 from archive.storage.base import Storage
 from archive.storage.fs import FsStorage
 from archive.storage.s3 import S3Storage
@@ -15,6 +18,11 @@ from ingest.pipeline import IngestLimits, Ingestor
 from kluis.auth import TokenVerifier
 from kluis.local_secrets import ensure_random_secret
 from kluis.settings import KluisSettings
+from retention.disposal import Disposal
+from retention.holds import HoldRegistry
+from retention.projection import IndexUpdater, RetentionProjection
+from retention.proposals import ProposalStore
+from retention.records import RetentionRecords
 from retention.selection_list import SelectionList, load_selection_list
 from search.opensearch import OpenSearchIndex, connect
 from search.projection import OwnerKeyer
@@ -39,6 +47,49 @@ class Services:
     trust_roots: tuple[bytes, ...]
     selection: SelectionList
     ingestor: Ingestor
+
+    @cached_property
+    def projection(self) -> RetentionProjection:
+        """What reindex, reconcile and index updates project: packages plus their holds and
+        recorded retention ends (use ``.snapshot()`` for a whole run)."""
+        return RetentionProjection(self.store, self.storage)
+
+    @cached_property
+    def records(self) -> RetentionRecords:
+        """Retention state (storage only), recompute and event trigger dates."""
+        return RetentionRecords(
+            self.storage,
+            self.store,
+            EventLog(self.storage),
+            self.selection,
+            index=IndexUpdater(self.projection, self.index, self.keyer),
+        )
+
+    @cached_property
+    def holds(self) -> HoldRegistry:
+        """Legal holds."""
+        return HoldRegistry(
+            self.storage,
+            self.store,
+            EventLog(self.storage),
+            index=self.index,
+            index_updater=IndexUpdater(self.projection, self.index, self.keyer),
+        )
+
+    @cached_property
+    def disposal(self) -> Disposal:
+        """Disposal proposals, four-eyes decisions, execution, destruction certificates."""
+        return Disposal(
+            store=self.store,
+            proposals=ProposalStore(self.storage),
+            index=self.index,
+            facts=self.records,
+            keys=build_key_source(self.settings)[0],
+            tsa_url=self.settings.tsa_url,
+            trust_roots=self.trust_roots,
+            clock=lambda: datetime.now(UTC),
+            new_id=lambda: str(uuid.uuid4()),
+        )
 
     def close(self) -> None:
         self.index.close()
@@ -129,8 +180,9 @@ def build_services(settings: KluisSettings) -> Services:
         index=index,
         keyer=keyer,
         known_types=frozenset(selection.rules),
-        retention=selection.retention_end,
+        retention=selection.terms,
         limits=IngestLimits(max_pdf_bytes=settings.max_pdf_bytes),
+        source=RetentionProjection(store, storage),
     )
     return Services(
         settings=settings,

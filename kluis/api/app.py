@@ -10,10 +10,10 @@ from fastapi import FastAPI
 
 from kluis.api.edge import EdgeMiddleware, RateLimiter
 from kluis.api.problems import install_problem_handlers
-from kluis.api.routers import agency, archivist, health, loket
+from kluis.api.routers import agency, archivist, disposal, health, holds, loket
 from kluis.audit import AuditLog
 from kluis.observability import Metrics
-from kluis.scheduler import start_scheduler
+from kluis.scheduler import JobMetrics, start_scheduler
 from kluis.settings import KluisSettings
 from kluis.wiring import build_services, build_verifier
 
@@ -29,10 +29,7 @@ def create_app(settings: KluisSettings | None = None, *, run_indexer: bool = Tru
         scheduler = None
         if run_indexer:
             services.index.start_indexer()
-            if settings.reconcile_interval_seconds > 0:
-                scheduler = start_scheduler(
-                    services, reconcile_every=settings.reconcile_interval_seconds
-                )
+            scheduler = start_scheduler(services, metrics=JobMetrics(metrics.registry))
         app.state.services = services
         app.state.audit = AuditLog(services.storage)
         app.state.verifier = build_verifier(settings)
@@ -52,12 +49,16 @@ def create_app(settings: KluisSettings | None = None, *, run_indexer: bool = Tru
         redoc_url=None,
     )
     app.state.metrics = metrics
+    # Per process: with N workers each takes 1/N, so a replica never admits more than set.
     app.state.rate_limiter = RateLimiter(
-        rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        rate=settings.rate_limit_per_second / settings.workers,
+        burst=max(1, settings.rate_limit_burst // settings.workers),
     )
     install_problem_handlers(app)
-    for router in (health.router, agency.router, loket.router, archivist.router):
+    for router in (health.router, agency.router, loket.router, archivist.router, disposal.router):
         app.include_router(router)
+    app.include_router(holds.router)
+    app.include_router(holds.agency_router)
     app.add_middleware(EdgeMiddleware, metrics=metrics, max_body=settings.max_request_bytes)
     _document_problems(app)
     return app

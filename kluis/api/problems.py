@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -61,11 +61,19 @@ def problem_response(
     return problem_json(problem, detail, request.url.path, extensions, retry_after)
 
 
+def _takes_form(request: Request) -> bool:
+    """True when the matched route reads a multipart form (uploads); JSON routes are not
+    415 for a bad JSON body but 422."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    body = getattr(dependant, "body_params", None) or []
+    return any(isinstance(getattr(p, "field_info", None), params.Form) for p in body)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         ctype = request.headers.get("content-type", "")
-        if request.method == "POST" and not ctype.startswith("multipart/form-data"):
+        if _takes_form(request) and not ctype.startswith("multipart/form-data"):
             return problem_response(
                 request,
                 PROBLEMS[UnsupportedMediaTypeError],

@@ -16,22 +16,22 @@ from kluis.cli.errors import cli_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (default: the workers setting, 1)", min=1, max=64),
+    ] = None,
 ) -> None:
     """Run the HTTP API (and the index writer) on the configured backends."""
-    import uvicorn
-
-    from kluis.api.app import create_app
+    from kluis.api.serve import serve_api
 
     with cli_errors():
         settings = load_settings()
         host = host or settings.host
         port = port or settings.port
-        out.print(f"Kluis ({settings.mode}) on http://{host}:{port}")
+        workers = workers or settings.workers
+        out.print(f"Kluis ({settings.mode}) on http://{host}:{port}, {workers} worker(s)")
         out.print(f"OpenAPI docs: http://{host}:{port}/docs")
-        from kluis.observability import configure_logging
-
-        configure_logging()  # one JSON line per record, with the request id
-        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+        serve_api(settings, host=host, port=port, workers=workers)
 
 
 @app.command()

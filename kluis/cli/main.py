@@ -5,7 +5,26 @@ Each command group lives in its own module; importing them registers their comma
 
 from __future__ import annotations
 
-from kluis.cli import admin, documents, upkeep
+from kluis.cli import (
+    admin,
+    documents,
+    jobs,
+    retention,
+    retention_disposal,
+    retention_holds,
+    retention_records,
+    upkeep,
+)
 from kluis.cli.app import app
 
-__all__ = ["app", "admin", "documents", "upkeep"]
+__all__ = [
+    "app",
+    "admin",
+    "documents",
+    "jobs",
+    "retention",
+    "retention_disposal",
+    "retention_holds",
+    "retention_records",
+    "upkeep",
+]

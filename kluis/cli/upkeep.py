@@ -111,6 +111,9 @@ def reindex(
     read_workers: Annotated[
         int, typer.Option(min=1, help="Threads reading packages (helps on S3; 1 is fastest on fs)")
     ] = 1,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Processes reading packages (helps on fs: CPU-bound)")
+    ] = 1,
     swap: Annotated[
         bool,
         typer.Option(
@@ -125,6 +128,8 @@ def reindex(
     with cli_errors():
         services = open_services()
         checkpoint = services.settings.data_dir / "reindex.checkpoint"
+        # Holds and recorded retention ends: two storage listings now, not two per document.
+        source = services.projection.snapshot()
         if fresh:
             checkpoint.unlink(missing_ok=True)
         try:
@@ -140,13 +145,13 @@ def reindex(
                     ids = sorted(services.store.document_ids())
                     progress.update(task, total=len(ids))
                     count = services.index.rebuild(
-                        projected(services.store, services.keyer, ids, read_workers=read_workers),
+                        projected(source, services.keyer, ids, read_workers=read_workers),
                         progress=lambda n: progress.update(task, completed=n),
                     )
                     out.print(f"indexed {count} packages into a new index; alias swapped")
                     return
                 stats = reindex_all(
-                    services.store,
+                    source,
                     services.index,
                     services.keyer,
                     progress=lambda n: progress.update(task, completed=n),
@@ -154,6 +159,7 @@ def reindex(
                     batch_size=2000,
                     checkpoint=checkpoint,
                     read_workers=read_workers,
+                    processes=processes,
                 )
             services.index.refresh()
         finally:
@@ -183,7 +189,7 @@ def reconcile_index_command(
         services = open_services()
         try:
             report = reconcile_index(
-                services.store,
+                services.projection.snapshot(),
                 services.index,
                 services.keyer,
                 repair=not check_only,

@@ -19,7 +19,8 @@ PROBLEM = "application/problem+json"
 
 
 def stored_packages(services) -> list[str]:  # type: ignore[no-untyped-def]
-    return [k for k in services.storage.keys("") if not k.startswith("audit/")]
+    skip = ("audit/", "leases/")  # leases: the scheduler's reconcile at start-up
+    return [k for k in services.storage.keys("") if not k.startswith(skip)]
 
 
 def multipart(pdf: bytes, meta: dict[str, object]) -> tuple[bytes, str]:

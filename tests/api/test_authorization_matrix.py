@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -76,6 +77,38 @@ def _get(path: str) -> Callable[[TestClient, dict[str, str], str], httpx.Respons
     return call
 
 
+def _post(path: str) -> Callable[[TestClient, dict[str, str], str], httpx.Response]:
+    def call(client: TestClient, headers: dict[str, str], doc: str) -> httpx.Response:
+        return client.post(path.format(doc=doc), headers=headers)
+
+    return call
+
+
+def _place_hold(client: TestClient, headers: dict[str, str], doc: str) -> httpx.Response:
+    body = {"document_ids": [doc], "reason": "matrix", "mandate": "test"}
+    return client.post("/v1/archive/holds", headers=headers, json=body)
+
+
+def _on_hold(
+    method: str, suffix: str, body: dict[str, str] | None = None
+) -> Callable[[TestClient, dict[str, str], str], httpx.Response]:
+    """Place a hold as the caller (only an archivist can), then call the hold's route."""
+
+    def call(client: TestClient, headers: dict[str, str], doc: str) -> httpx.Response:
+        placed = _place_hold(client, headers, doc)
+        hold_id = placed.json()["id"] if placed.status_code == 201 else str(uuid.uuid4())
+        return client.request(
+            method, f"/v1/archive/holds/{hold_id}{suffix}", headers=headers, json=body
+        )
+
+    return call
+
+
+def _trigger(client: TestClient, headers: dict[str, str], doc: str) -> httpx.Response:
+    body = {"event": "closure", "date": "2025-01-01"}
+    return client.post(f"/v1/documents/{doc}/retention-trigger", headers=headers, json=body)
+
+
 # (method, route) -> (request, expected status per caller)
 MATRIX: dict[tuple[str, str], tuple[Callable[..., httpx.Response], dict[str, int]]] = {
     ("POST", "/v1/documents"): (_upload, _expect(agency_x=201, agency_y=201)),
@@ -103,6 +136,53 @@ MATRIX: dict[tuple[str, str], tuple[Callable[..., httpx.Response], dict[str, int
         _expect(archivist=200),
     ),
     ("GET", "/v1/archive/audit"): (_get("/v1/archive/audit"), _expect(archivist=200)),
+    ("POST", "/v1/archive/holds"): (_place_hold, _expect(archivist=201)),
+    ("GET", "/v1/archive/holds"): (_get("/v1/archive/holds"), _expect(archivist=200)),
+    ("GET", "/v1/archive/holds/{hold_id}"): (_on_hold("GET", ""), _expect(archivist=200)),
+    ("POST", "/v1/archive/holds/{hold_id}/lift"): (
+        _on_hold("POST", "/lift", {"reason": "matrix done"}),
+        _expect(archivist=200),
+    ),
+    ("GET", "/v1/archive/documents/{document_id}/retention"): (
+        _get("/v1/archive/documents/{doc}/retention"),
+        _expect(archivist=200),
+    ),
+    # attest counts from the issue date: the owning agency gets 422, another agency 404
+    ("POST", "/v1/documents/{document_id}/retention-trigger"): (
+        _trigger,
+        _expect(agency_x=422, agency_y=404),
+    ),
+    # Disposal: nothing is due in this archive, so ids are unknown to the archivist (404).
+    ("POST", "/v1/archive/disposal/sweep"): (
+        _post("/v1/archive/disposal/sweep"),
+        _expect(archivist=200),
+    ),
+    ("GET", "/v1/archive/disposal/proposals"): (
+        _get("/v1/archive/disposal/proposals"),
+        _expect(archivist=200),
+    ),
+    **{
+        (method, f"/v1/archive/disposal/proposals/{{proposal_id}}{suffix}"): (
+            (_get if method == "GET" else _post)(f"/v1/archive/disposal/proposals/none{suffix}"),
+            _expect(archivist=404),
+        )
+        for method, suffix in (
+            ("GET", ""),
+            ("GET", "/items"),
+            ("POST", "/review"),
+            ("POST", "/approve"),
+            ("POST", "/reject"),
+            ("POST", "/execute"),
+        )
+    },
+    ("GET", "/v1/archive/certificates/{certificate_id}"): (
+        _get("/v1/archive/certificates/c-none"),
+        _expect(archivist=404),
+    ),
+    ("GET", "/v1/archive/certificates/{certificate_id}/signature"): (
+        _get("/v1/archive/certificates/c-none/signature"),
+        _expect(archivist=404),
+    ),
     ("GET", "/healthz"): (_get("/healthz"), dict.fromkeys(CALLERS, 200)),
     ("GET", "/readyz"): (_get("/readyz"), dict.fromkeys(CALLERS, 200)),
     ("GET", "/metrics"): (_get("/metrics"), dict.fromkeys(CALLERS, 200)),
