@@ -24,37 +24,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from kluis.auth import ForbiddenError
 from kluis.cli.app import load_settings, out
 from kluis.cli.errors import cli_errors
+from kluis.cli.identity import TokenOption, archivist
 from kluis.cli.retention import retention_app
-from kluis.settings import KluisSettings
-from kluis.wiring import Services, build_services, build_verifier
+from kluis.wiring import Services, build_services
 from retention.proposals import ProposalStatus
 
-TokenOption = Annotated[
-    str,
-    typer.Option(
-        "--token",
-        envvar="KLUIS_TOKEN",
-        help="An archivist token (JWT); default: $KLUIS_TOKEN",
-        show_default=False,
-    ),
-]
 NoteOption = Annotated[str, typer.Option("--note", help="A remark kept with the decision")]
-
-
-def archivist(settings: KluisSettings, token: str) -> str:
-    """The verified archivist id of ``token``.
-
-    Raises:
-        AuthenticationError: no usable token.
-        ForbiddenError: not an archivist token.
-    """
-    principal = build_verifier(settings).verify(token.strip())
-    if principal.role != "archivist":
-        raise ForbiddenError("disposal commands need an archivist token")
-    return principal.subject
 
 
 def _open(token: str) -> tuple[Services, str]:

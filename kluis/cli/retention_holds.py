@@ -1,4 +1,8 @@
-"""``kluis retention holds place|lift|list|show|resume``: legal holds."""
+"""``kluis retention holds place|lift|list|show|resume``: legal holds.
+
+Who places or lifts a hold is the subject of a verified archivist token (``--token`` or
+``KLUIS_TOKEN``, see :mod:`kluis.cli.identity`): lifting a hold is what allows destruction.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kluis.cli.app import open_services, out
+from kluis.cli.app import load_settings, open_services, out
 from kluis.cli.errors import cli_errors
+from kluis.cli.identity import TokenOption, archivist
 from kluis.cli.retention import retention_app
+from kluis.wiring import build_services
 from search.model import Query
 
 holds_app = typer.Typer(name="holds", help="Legal holds: place, lift, list.", no_args_is_help=True)
@@ -37,7 +43,7 @@ def place(
     ] = None,
     reason: Annotated[str, typer.Option(help="Why the documents are held")] = "",
     mandate: Annotated[str, typer.Option(help="The legal authority (order, reference)")] = "",
-    by: Annotated[str, typer.Option("--by", help="Who places the hold (archivist id)")] = "",
+    token: TokenOption = "",
     query: Annotated[
         str | None, typer.Option("--query", help="Also hold every document this text finds")
     ] = None,
@@ -61,7 +67,9 @@ def place(
                 issued_from=_date(issued_from),
                 issued_to=_date(issued_to),
             )
-        services = open_services()
+        settings = load_settings()
+        by = archivist(settings, token)
+        services = build_services(settings)
         try:
             with _progress("hold") as progress:
                 task = progress.add_task("hold", total=None)
@@ -84,11 +92,13 @@ def place(
 def lift(
     hold_id: Annotated[str, typer.Argument(help="The hold to lift")],
     reason: Annotated[str, typer.Option(help="Why the hold is lifted")] = "",
-    by: Annotated[str, typer.Option("--by", help="Who lifts the hold (archivist id)")] = "",
+    token: TokenOption = "",
 ) -> None:
     """Lift a hold; documents keep their S3 legal hold while another hold applies."""
     with cli_errors():
-        services = open_services()
+        settings = load_settings()
+        by = archivist(settings, token)
+        services = build_services(settings)
         try:
             with _progress("lift") as progress:
                 task = progress.add_task("lift", total=None)

@@ -11,9 +11,11 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from kluis.cli.app import open_services, out
+from kluis.cli.app import load_settings, open_services, out
 from kluis.cli.errors import cli_errors
+from kluis.cli.identity import TokenOption, archivist
 from kluis.cli.retention import retention_app
+from kluis.wiring import build_services
 from retention.selection_list import load_selection_list
 from retention.state import RetentionState
 
@@ -43,7 +45,7 @@ def recompute(
     after: Annotated[
         str | None, typer.Option(help="Resume after this document id (ids run ascending)")
     ] = None,
-    by: Annotated[str, typer.Option("--by", help="Who applies the list")] = "kluis",
+    token: TokenOption = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON")] = False,
 ) -> None:
     """Apply a new edition of the selection list to every document: record the new ends,
@@ -52,7 +54,9 @@ def recompute(
     Then point KLUIS_SELECTION_LIST at the new file so ingest uses it too."""
     with cli_errors():
         new_list = load_selection_list(selection_list)
-        services = open_services()
+        settings = load_settings()
+        by = archivist(settings, token)
+        services = build_services(settings)
         try:
             with Progress(
                 SpinnerColumn(),

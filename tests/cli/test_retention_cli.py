@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ingest.submission import Submission
+from kluis.auth import mint_dev_token
 from kluis.settings import KluisSettings
 from kluis.wiring import build_services
 from tests.conftest import AGENCY_X, OWNER_A
@@ -55,6 +56,13 @@ def run(data_dir: Path, selection: Path, *args: str) -> subprocess.CompletedProc
     )
 
 
+def _token(data_dir: Path, archivist: str) -> str:
+    auth = KluisSettings(data_dir=data_dir).auth
+    return mint_dev_token(
+        data_dir, role="archivist", subject=archivist, issuer=auth.issuer, audience=auth.audience
+    )
+
+
 def _ingest(data_dir: Path, selection: Path, pdf: bytes) -> tuple[str, str]:
     services = build_services(KluisSettings(data_dir=data_dir, selection_list=selection))
     try:
@@ -73,12 +81,13 @@ def test_holds_recompute_and_trigger(
 ) -> None:
     attest, dossier = _ingest(data_dir, selection_file, pdf)
 
-    bad = run(data_dir, selection_file, "holds", "place", attest, "--by", "arch-1")
+    arch_1, arch_2 = _token(data_dir, "arch-1"), _token(data_dir, "arch-2")
+    bad = run(data_dir, selection_file, "holds", "place", attest, "--token", arch_1)
     assert bad.returncode == 2 and "reason" in bad.stderr and "mandate" in bad.stderr
 
     placed = run(
         data_dir, selection_file, "holds", "place", "--type", "attest",
-        "--reason", "Inspectie", "--mandate", "Besluit 2026/4", "--by", "arch-1",
+        "--reason", "Inspectie", "--mandate", "Besluit 2026/4", "--token", arch_1,
     )  # fmt: skip
     assert placed.returncode == 0, placed.stderr
     hold = json.loads(placed.stdout)
@@ -91,10 +100,21 @@ def test_holds_recompute_and_trigger(
     table = run(data_dir, selection_file, "holds", "list")
     assert "Besluit 2026/4" in table.stdout
 
+    anonymous = run(data_dir, selection_file, "holds", "lift", hold["id"], "--reason", "x")
+    assert anonymous.returncode == 77, anonymous.stderr  # lifting allows destruction: whose?
     lifted = run(
-        data_dir, selection_file, "holds", "lift", hold["id"], "--reason", "klaar", "--by", "b"
+        data_dir,
+        selection_file,
+        "holds",
+        "lift",
+        hold["id"],
+        "--reason",
+        "klaar",
+        "--token",
+        arch_2,
     )
     assert lifted.returncode == 0, lifted.stderr
+    assert json.loads(lifted.stdout)["lifted_by"] == "arch-2"
     assert json.loads(lifted.stdout)["active"] is False
     assert json.loads(run(data_dir, selection_file, "state", attest).stdout)["holds"] == []
     missing = run(data_dir, selection_file, "holds", "show", "no-such-hold")
@@ -110,14 +130,16 @@ def test_holds_recompute_and_trigger(
     list_2.write_text(
         LIST_1.replace('"cli-1"', '"cli-2"').replace('"P10Y"', '"P20Y"'), encoding="utf-8"
     )
-    report = run(data_dir, selection_file, "recompute", str(list_2), "--json")
+    report = run(data_dir, selection_file, "recompute", str(list_2), "--json", "--token", arch_1)
+    no_token = run(data_dir, selection_file, "recompute", str(list_2))
+    assert no_token.returncode == 77, no_token.stderr
     assert report.returncode == 0, report.stderr
     body = json.loads(report.stdout)
     assert [c["id"] for c in body["extended"]] == [attest]
     assert body["counts"]["unchanged"] == 1
-    again = run(data_dir, selection_file, "recompute", str(list_2))
+    again = run(data_dir, selection_file, "recompute", str(list_2), "--token", arch_2)
     assert "extended 1" in again.stdout
     reused = tmp_path / "list-3.toml"
     reused.write_text(LIST_1.replace('"P10Y"', '"P1Y"'), encoding="utf-8")
-    conflict = run(data_dir, selection_file, "recompute", str(reused))
+    conflict = run(data_dir, selection_file, "recompute", str(reused), "--token", arch_1)
     assert conflict.returncode == 4 and "cli-1" in conflict.stderr
