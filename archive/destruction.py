@@ -170,10 +170,10 @@ def root_mets_sha256(storage: Storage, aip_id: str) -> str:
     return digest.hexdigest()
 
 
-def _claimed_aip_ids(storage: Storage, document_id: str) -> list[str]:
-    """AIP ids named by the document's version claims, committed or not."""
+def _claimed_aip_ids(storage: Storage, claims: Sequence[str]) -> list[str]:
+    """AIP ids named by the document's version claims (their keys), committed or not."""
     found = []
-    for key in storage.keys(f"versions/{document_id}/"):
+    for key in claims:
         try:
             with storage.open(key) as stream:
                 found.append(stream.read(200).decode().partition("\n")[0])
@@ -198,26 +198,30 @@ def document_keys(
     Raises:
         InvalidKeyError, StorageUnavailableError.
     """
-    versions = list(dict.fromkeys([document_id, *aip_ids, *_claimed_aip_ids(storage, document_id)]))
+
+    def listing(prefix: str) -> list[str]:
+        return list(storage.keys(check_key(prefix.rstrip("/")) + "/"))
+
+    claims = listing(f"versions/{document_id}")
+    versions = list(dict.fromkeys([document_id, *aip_ids, *_claimed_aip_ids(storage, claims)]))
     # The first version's root METS first: without it the document resolves to nothing, so
     # no reader falls back to an older version while the newer ones are being deleted.
     roots = [layout.aip_key(a, layout.ROOT_METS) for a in [versions[0], *reversed(versions[1:])]]
-    rest: list[str] = []
-
-    def add(prefix: str) -> None:
-        rest.extend(k for k in storage.keys(check_key(prefix.rstrip("/")) + "/") if k not in roots)
-
+    root_set = set(roots)
+    listed: list[str] = []
     for aip_id in versions:
-        add(layout.aip_prefix(aip_id))
-        add(f"{EVENTS_PREFIX}{aip_id}")
+        listed += listing(layout.aip_prefix(aip_id))
+        listed += listing(f"{EVENTS_PREFIX}{aip_id}")
         # A commit intent left by a crash after the commit holds the package's bytes, and
         # reconcile would write the package again from it: it goes with the package.
         if storage.exists(intent_key(aip_id)):
-            rest.append(intent_key(aip_id))
-    add(f"versions/{document_id}")
+            listed.append(intent_key(aip_id))
+    listed += claims
     for prefix in extra_prefixes:
-        add(prefix)
-    return [k for k in roots if storage.exists(k)] + list(dict.fromkeys(rest))
+        listed += listing(prefix)
+    present = set(listed)  # a root METS exists if its package's listing found it
+    rest = [k for k in listed if k not in root_set]
+    return [k for k in roots if k in present] + list(dict.fromkeys(rest))
 
 
 def _check_unlocked(storage: Storage, keys: Sequence[str], now: datetime) -> None:

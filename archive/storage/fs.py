@@ -378,23 +378,25 @@ class FsStorage:
         Raises:
             StorageUnavailableError.
         """
+        root = str(self.root)
         with _Unavailable(f"list {prefix!r}"):
-            if not self.root.is_dir():
-                raise FileNotFoundError(errno.ENOENT, "storage root is missing", str(self.root))
+            if not os.path.isdir(root):
+                raise FileNotFoundError(errno.ENOENT, "storage root is missing", root)
         # Start in the deepest directory the prefix names in full (``aips/<id>/`` lists one
         # package, not every entry of ``aips/``): every matching key lies below it.
         head = prefix.rpartition("/")[0]
         if head and not any(s.startswith(".") or s in ("", "..") for s in head.split("/")):
-            start = self.root.joinpath(*head.split("/"))
-            if start.is_dir() and not start.is_symlink():
+            start = root + "/" + head
+            if os.path.isdir(start) and not os.path.islink(start):
                 yield from self._walk(start, head + "/", prefix)
             return
-        yield from self._walk(self.root, "", prefix)
+        yield from self._walk(root, "", prefix)
 
-    def _walk(self, directory: Path, base: str, prefix: str) -> Iterator[str]:
+    def _walk(self, directory: str, base: str, prefix: str) -> Iterator[str]:
         with _Unavailable(f"list {base or '/'}"):
             try:
-                entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in os.scandir(directory)]
+                with os.scandir(directory) as found:
+                    entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in found]
             except FileNotFoundError:
                 return  # removed while listing: it holds no keys any more
         # A directory sorts as "name/": every key inside starts with that, which makes this
@@ -405,7 +407,7 @@ class FsStorage:
             key = base + name
             if is_dir:
                 if (key + "/").startswith(prefix) or prefix.startswith(key + "/"):
-                    yield from self._walk(directory / name, key + "/", prefix)
+                    yield from self._walk(directory + "/" + name, key + "/", prefix)
             elif key.startswith(prefix):
                 yield key
 
@@ -441,53 +443,109 @@ class FsStorage:
     def delete_many(self, keys: Sequence[str]) -> int:
         """Remove many objects; see :meth:`Storage.delete_many`.
 
-        Files are unlinked and emptied directories removed without syncing each; then every
-        directory that survives is synced once. A removed directory needs no sync of its
-        own: the sync of the surviving parent makes its removal, and so that of everything
-        that was in it, durable.
+        Every lock is checked before anything is unlinked. Files are unlinked and emptied
+        directories removed without syncing each; then every directory that survives is
+        synced once. A removed directory needs no sync of its own: the sync of the surviving
+        parent makes its removal, and so that of everything that was in it, durable.
+
+        Plain string paths and one ``getxattr`` per key (it also tells whether the object
+        exists): this runs for every file of every disposed package. A legacy sidecar is
+        removed with its object when the object's metadata came from it; one left behind
+        otherwise (a crash between two writes) is found when its directory will not empty.
 
         Raises:
             ObjectLockedError: retention or legal hold (emulated) on any of them.
             StorageUnavailableError, InvalidKeyError.
         """
-        paths = [(key, self._path(key)) for key in keys]
+        root = str(self.root)
+        paths = [(key, root + "/" + check_key(key)) for key in keys]
         with _Unavailable(f"delete {len(paths)} objects"):
-            present = [(key, path) for key, path in paths if path.is_file()]
-            for key, path in present:
-                self._lock_of(key, self._read_meta(path))
-            emptied: dict[Path, None] = {}
-            for _, path in present:
+            present: list[tuple[str, bool]] = []  # (path, metadata from a legacy sidecar)
+            for key, path in paths:
+                found = self._present_meta(path)
+                if found is None:
+                    continue
+                meta, legacy = found
+                self._lock_of(key, meta)
+                present.append((path, legacy))
+            emptied: dict[str, list[str]] = {}  # directory -> names unlinked in it
+            for path, legacy in present:
                 with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                self._drop_legacy_meta(path)
-                emptied[path.parent] = None
-            # Every emptied directory and its ancestors below the top level, deepest first:
-            # each is tried once; one that is not empty survives, and so do its ancestors.
-            candidates: dict[Path, None] = {}
-            for directory in emptied:
-                while directory.parent != self.root and self.root in directory.parents:
-                    candidates[directory] = None
-                    directory = directory.parent
-            survivors = {d: None for d in emptied if d not in candidates}  # top-level ones
-            kept: set[Path] = set()
-            for directory in sorted(candidates, key=lambda d: len(d.parts), reverse=True):
-                if directory in kept:
-                    survivors[directory] = None
-                    continue
-                try:
-                    directory.rmdir()
-                except FileNotFoundError:
-                    continue
-                except OSError:  # not empty: it survives, and so does every ancestor
-                    survivors[directory] = None
-                    kept.update(directory.parents)
-                    continue
-                if directory.parent.parent == self.root:
-                    survivors[directory.parent] = None  # a top-level directory
-            for directory in survivors:
-                with contextlib.suppress(FileNotFoundError):
-                    _fsync_dir(directory)
+                    os.unlink(path)
+                if legacy:
+                    self._drop_legacy_meta(Path(path))
+                directory, _, name = path.rpartition("/")
+                emptied.setdefault(directory, []).append(name)
+            self._remove_emptied(root, emptied)
         return len(present)
+
+    def _present_meta(self, path: str) -> tuple[dict[str, Any] | None, bool] | None:
+        """``(metadata, from a legacy sidecar)`` of the object at ``path``; None if absent."""
+        try:
+            raw = os.getxattr(path, _XATTR)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno not in _NO_ATTR:
+                raise
+            if not os.path.isfile(path):
+                return None
+            return self._read_legacy_meta(Path(path)), True
+        if not os.path.isfile(path):
+            return None  # a directory is no object
+        try:
+            meta: dict[str, Any] = json.loads(raw)
+        except ValueError:
+            return None, False  # a torn or foreign attribute is ignored, as if absent
+        return meta, False
+
+    def _remove_emptied(self, root: str, emptied: dict[str, list[str]]) -> None:
+        """Remove every emptied directory and its ancestors below the top level, deepest
+        first (each tried once: one that is not empty survives, and so do its ancestors),
+        then sync every surviving directory once."""
+        candidates: dict[str, None] = {}
+        survivors: dict[str, None] = {}
+        for directory in emptied:
+            current = directory
+            while (parent := os.path.dirname(current)) != root and parent.startswith(root + "/"):
+                candidates[current] = None
+                current = parent
+            if current == directory:
+                survivors[directory] = None  # a top-level one
+        kept: set[str] = set()
+        for directory in sorted(candidates, key=lambda d: d.count("/"), reverse=True):
+            if directory in kept:
+                survivors[directory] = None
+                continue
+            if not self._rmdir(directory, emptied.get(directory, ())):
+                survivors[directory] = None
+                parent = os.path.dirname(directory)
+                while parent != root and parent.startswith(root):
+                    kept.add(parent)
+                    parent = os.path.dirname(parent)
+                continue
+            parent = os.path.dirname(directory)
+            if os.path.dirname(parent) == root:
+                survivors[parent] = None  # a top-level directory
+        for directory in survivors:
+            with contextlib.suppress(FileNotFoundError):
+                _fsync_dir(Path(directory))
+
+    def _rmdir(self, directory: str, unlinked: Sequence[str]) -> bool:
+        """Remove ``directory`` if it is empty (True also when it is gone already). Legacy
+        sidecars of the objects just unlinked in it do not keep it: they go first."""
+        for attempt in (0, 1):
+            try:
+                os.rmdir(directory)
+            except FileNotFoundError:
+                return True
+            except OSError:
+                dropped = [self._drop_legacy_meta(Path(directory, n)) for n in unlinked]
+                if attempt or not any(dropped):
+                    return False
+                continue
+            return True
+        return False
 
     def set_retention(self, key: str, retain_until: datetime) -> StoredObject:
         """Extend the (emulated) retention; shortening one still in force is refused.

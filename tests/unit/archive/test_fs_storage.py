@@ -228,6 +228,40 @@ def test_delete_prunes_empty_directories_below_the_top_level(fs: FsStorage) -> N
     assert list((fs.root / "aips").iterdir()) == []
 
 
+def _legacy_object(fs: FsStorage, key: str, retain_until: str | None) -> Path:
+    """An object as written before metadata moved into the attribute: a sidecar file."""
+    path = fs.root.joinpath(*key.split("/"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"legacy")
+    meta = {"ino": path.stat().st_ino, "size": 6, "retain_until": retain_until,
+            "sha256": hashlib.sha256(b"legacy").hexdigest(), "legal_hold": False}  # fmt: skip
+    (path.parent / f".{path.name}.meta").write_text(json.dumps(meta))
+    return path
+
+
+def test_delete_many_takes_legacy_and_leftover_sidecars_with_their_objects(
+    fs: FsStorage,
+) -> None:
+    _legacy_object(fs, "pkg/1/old/obj", None)
+    _put(fs, "pkg/1/new/obj", b"new")
+    (fs.root / "pkg" / "1" / "new" / ".obj.meta").write_text("{}")  # a crash's leftover
+    _put(fs, "pkg/1/keep/x", b"x")
+    # A missing key and a key naming a directory are no objects: nothing to delete there.
+    assert fs.delete_many(["pkg/1/old/obj", "pkg/1/new/obj", "pkg/1/gone", "pkg/1"]) == 2
+    every = sorted(str(p.relative_to(fs.root)) for p in fs.root.rglob("*"))
+    assert every == ["pkg", "pkg/1", "pkg/1/keep", "pkg/1/keep/x"]
+    assert list(fs.keys("pkg/")) == ["pkg/1/keep/x"]
+
+
+def test_delete_many_refuses_a_legacy_lock_before_deleting_anything(fs: FsStorage) -> None:
+    until = fs._clock() + timedelta(days=1)
+    _put(fs, "pkg/2/a", b"a")
+    _legacy_object(fs, "pkg/2/b", until.isoformat())
+    with pytest.raises(ObjectLockedError):
+        fs.delete_many(["pkg/2/a", "pkg/2/b"])
+    assert list(fs.keys("pkg/2/")) == ["pkg/2/a", "pkg/2/b"]
+
+
 def test_missing_root_is_unavailable(tmp_path: Path) -> None:
     fs = FsStorage(tmp_path / "gone")
     (tmp_path / "gone").rmdir()
