@@ -11,13 +11,22 @@ signing.BatchSigner: each pool worker holds its own PadesSigner (parsed key or l
 PKCS#11 session, time-stamper) for its whole life; for B-T and up a worker keeps several
 signatures in flight (threads) on the signer's one event loop, sharing its HTTP session
 and (B-LT/B-LTA) its revocation data. Input and signed output cross the process boundary
-(pickled), as they would in a service. Cells are medians of --runs runs. "per-core eff." is
-docs/s on all cores divided by (cores x docs/s of 1 process): 100 % is perfect scaling; the
-runs of the two pool sizes alternate so load spikes hit both. "CPU ms/doc" is the CPU time
-of this process plus the pool workers per document, and "CPU eff." its 1-process value
-divided by the N-process value: a load-independent check that the work itself scales (100 %:
-no extra CPU per document on N cores). The machine is shared, so each row prints the
-1-minute load average measured right after it.
+(pickled; a worker returns only the bytes the signature appended), as they would in a
+service. Cells are medians of --runs runs.
+
+Rows per cell: "1, no pool" is one PadesSigner in this process (the honest fastest way to
+use one core: no pool, no IPC; above B-B it keeps IN_FLIGHT signatures going, like a
+worker); "1, pool" and "N, pool" are BatchSigners with 1 and N (= cores) workers; "N,
+separate" is N independent processes with one PadesSigner each and no IPC per document, the
+ceiling any pool can reach on the box as it is during the run. All rows' runs alternate, so
+load spikes hit every row alike.
+"wall speed-up" is docs/s over the "1, no pool" docs/s: it is what N cores gave us, which
+on a shared box depends on what the other tenants took. "CPU ms/doc" is the CPU time of this
+process plus the pool workers (read from /proc: ``getrusage(RUSAGE_CHILDREN)`` misses
+forkserver workers) per document, so the pool's own work (pickling, pipes, the parent's
+threads) counts; "CPU speed-up" = procs x CPU ms/doc of "1, no pool" / CPU ms/doc of the
+row: the speed-up the row's work allows on that many idle cores, independent of load. The
+machine is shared, so each row prints the 1-minute load average measured right after it.
 
 --memory signs a PDF of each size (MiB, written to bench/out/ in chunks) in a fresh child
 process, once through ``PadesSigner.sign`` (bytes in, bytes out) and once through
@@ -33,6 +42,7 @@ import functools
 import hashlib
 import itertools
 import logging
+import multiprocessing
 import os
 import shutil
 import socket
@@ -174,29 +184,103 @@ def _key_factory(spec: str, pki_dir: str) -> Callable[[], KeySource]:
     )
 
 
-def _cpu_seconds(batch: BatchSigner) -> float:
-    """CPU time used so far by this process and the pool's workers (Linux /proc)."""
+def _cpu_seconds(batch: BatchSigner | None = None) -> float:
+    """CPU time used so far by this process and the pool's workers (Linux /proc).
+
+    Not ``getrusage(RUSAGE_CHILDREN)``: that counts only children that have exited and
+    been waited for, and forkserver workers are children of the fork server, not of us."""
     total = time.process_time()
     tick = os.sysconf("SC_CLK_TCK")
-    for pid in batch.worker_pids():
+    for pid in batch.worker_pids() if batch is not None else ():
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
     return total
 
 
+SINGLE = 0
+"""Key of the in-process row in :func:`measure`'s result: one PadesSigner, no pool."""
+
+
+def _sign_in_process(signer: PadesSigner, level: str, pdf: bytes, docs: int) -> list[Any]:
+    """The 1-process baseline: the same documents and results as a pool worker's, without
+    the pool. Above B-B it keeps IN_FLIGHT signatures going, as a worker does."""
+    if level == "B-B":
+        return [signer.sign(pdf) for _ in range(docs)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(IN_FLIGHT) as threads:
+        return list(threads.map(lambda _: signer.sign(pdf), range(docs)))
+
+
+def _separate_child(
+    spec: str,
+    pki_dir: str,
+    level: str,
+    tsa_url: str,
+    root_der: bytes,
+    pdf: bytes,
+    docs: int,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """One of the "N, separate" processes: its own PadesSigner, no pool, no IPC per doc."""
+    logging.disable(logging.ERROR)
+    policy = SigningPolicy(level=level, tsa_url=tsa_url)  # type: ignore[arg-type]
+    with PadesSigner(policy, _key_factory(spec, pki_dir)(), trust_roots=[root_der]) as signer:
+        _sign_in_process(signer, level, pdf, 2)
+        barrier.wait()
+        start = time.process_time()
+        _sign_in_process(signer, level, pdf, docs)
+        results.put(time.process_time() - start)
+
+
+def _separate(
+    spec: str, cpki: Any, level: str, pdf: bytes, procs: int, docs: int
+) -> tuple[float, float]:
+    """docs/s and CPU ms/doc of ``procs`` independent single-signer processes sharing the
+    documents: what the box gives N processes that never talk to each other (the ceiling
+    for any pool). Start-up and warm-up are excluded (a barrier starts the clock)."""
+    ctx = multiprocessing.get_context("forkserver")
+    barrier, results = ctx.Barrier(procs + 1), ctx.Queue()
+    share = docs // procs
+    children = [
+        ctx.Process(
+            target=_separate_child,
+            args=(
+                spec, str(cpki.directory), level, cpki.tsa_url, cpki.root_der, pdf, share,
+                barrier, results,
+            ),
+        )
+        for _ in range(procs)
+    ]  # fmt: skip
+    for child in children:
+        child.start()
+    barrier.wait()
+    start = time.perf_counter()
+    cpu = sum(results.get(timeout=600) for _ in children)
+    wall = time.perf_counter() - start
+    for child in children:
+        child.join()
+    return share * procs / wall, 1000 * cpu / (share * procs)
+
+
 def measure(
     spec: str, cpki: Any, level: str, pdf: bytes, procs: list[int], docs: int, runs: int
 ) -> dict[int, tuple[float, float]]:
-    """Median (docs/s, CPU ms per doc) per pool size. The pools exist side by side and their
-    runs alternate (1, N, 1, N, ...), so a load spike on the shared box hits both sides alike
-    instead of skewing the scaling figure. CPU ms per doc counts this process and the
-    workers: if it stays flat from 1 to N workers, the work itself scales and any shortfall
-    in docs/s is cores the box did not give us."""
+    """Median (docs/s, CPU ms per doc) for one PadesSigner in this process (key
+    :data:`SINGLE`), per pool size (key = workers) and for N separate processes (key = -N,
+    see :func:`_separate`). Everything exists side by side and the runs alternate
+    (single, 1, N, single, 1, N, ...), so a load spike on the shared box hits every column
+    alike. CPU ms per doc counts this process and the pool workers, so the pool's own work
+    (pickling, pipes, the parent's threads) is included; the single row does the same
+    signatures and builds the same results, minus the pool."""
     policy = SigningPolicy(level=level, tsa_url=cpki.tsa_url)  # type: ignore[arg-type]
     keys = _key_factory(spec, str(cpki.directory))
     with contextlib.ExitStack() as stack:
-        pools = {}
+        single = stack.enter_context(PadesSigner(policy, keys(), trust_roots=[cpki.root_der]))
+        _sign_in_process(single, level, pdf, 2)  # reservation, dummy time-stamp, revinfo
+        pools: dict[int, BatchSigner | None] = {SINGLE: None}
         for n in procs:
             batch = stack.enter_context(
                 BatchSigner(
@@ -207,16 +291,23 @@ def measure(
             for _ in batch.sign_all([pdf] * (2 * n)):  # each worker: reservation, dummy TS
                 pass
             pools[n] = batch
-        rates: dict[int, list[float]] = {n: [] for n in procs}
-        cpu: dict[int, list[float]] = {n: [] for n in procs}
+        separate = max(procs)
+        rates: dict[int, list[float]] = {n: [] for n in [*pools, -separate]}
+        cpu: dict[int, list[float]] = {n: [] for n in [*pools, -separate]}
         for _ in range(runs):
+            rate, cpu_ms = _separate(spec, cpki, level, pdf, separate, docs)
+            rates[-separate].append(rate)
+            cpu[-separate].append(cpu_ms)
             for n, batch in pools.items():
                 cpu_start, start = _cpu_seconds(batch), time.perf_counter()
-                results = list(batch.sign_all(itertools.repeat(pdf, docs)))
+                if batch is None:
+                    results = _sign_in_process(single, level, pdf, docs)
+                else:
+                    results = list(batch.sign_all(itertools.repeat(pdf, docs)))
                 rates[n].append(docs / (time.perf_counter() - start))
                 cpu[n].append(1000 * (_cpu_seconds(batch) - cpu_start) / docs)
                 assert all(isinstance(r, SignedPdf) for r in results), results[:1]
-    return {n: (statistics.median(rates[n]), statistics.median(cpu[n])) for n in procs}
+    return {n: (statistics.median(rates[n]), statistics.median(cpu[n])) for n in rates}
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -361,12 +452,24 @@ def main() -> None:
                 + ", ".join(f"{k} in flight {v:.1f} docs/s" for k, v in rates.items())
             )
         print()
+        print(
+            "rows: '1, no pool' is one PadesSigner in this process; 'k, pool' is "
+            "BatchSigner with k workers (input and signed output cross the process boundary); "
+            "'N, separate' is N independent processes, one PadesSigner each, no IPC: the "
+            "most N processes can get from this box right now."
+        )
+        print(
+            "wall speed-up = docs/s / docs/s of '1, no pool' (load-dependent); CPU speed-up = "
+            "procs x CPU ms/doc of '1, no pool' / CPU ms/doc of the row (parent + workers): "
+            "the speed-up the row's work allows on that many otherwise idle cores."
+        )
+        print()
         header = (
-            "| level | key source | PDF | procs | docs/s | docs/s per proc | per-core eff. "
-            "| CPU ms/doc | CPU eff. | vs raw sign/s | load1 |"
+            "| level | key source | PDF | procs | docs/s | wall speed-up | CPU ms/doc "
+            "| CPU speed-up | vs raw sign/s | load1 |"
         )
         print(header)
-        print("|" + "---|" * 11)
+        print("|" + "---|" * 10)
         for level in args.levels.split(","):
             docs = {"B-B": 400, "B-T": 120, "B-LT": 60, "B-LTA": 60}[level]
             if args.quick:
@@ -378,14 +481,21 @@ def main() -> None:
                     pdf = pdfs[size]
                     n = docs if size == "1page" else max(docs // 4, 8)
                     measured = measure(spec, cpki, level, pdf, sorted({1, cores}), n, args.runs)
-                    single, single_cpu = measured[1]
-                    for procs, (rate, cpu_ms) in measured.items():
+                    single, single_cpu = measured[SINGLE]
+                    for key, (rate, cpu_ms) in measured.items():
+                        procs = max(abs(key), 1)
+                        label = (
+                            "1, no pool"
+                            if key == SINGLE
+                            else f"{key}, pool"
+                            if key > 0
+                            else f"{procs}, separate"
+                        )
                         limit = raw[spec.split("-", 1)[1]] * procs
-                        eff = f"{100 * rate / (procs * single):.0f} %" if procs > 1 else "-"
-                        cpu_eff = f"{100 * single_cpu / cpu_ms:.0f} %" if procs > 1 else "-"
                         print(
-                            f"| {level} | {spec} | {size} | {procs} | {rate:.1f} | "
-                            f"{rate / procs:.1f} | {eff} | {cpu_ms:.2f} | {cpu_eff} | "
+                            f"| {level} | {spec} | {size} | {label} | {rate:.1f} | "
+                            f"{rate / single:.2f}x | {cpu_ms:.2f} | "
+                            f"{procs * single_cpu / cpu_ms:.2f}x | "
                             f"{100 * rate / limit:.2f} % | {os.getloadavg()[0]:.2f} |",
                             flush=True,
                         )

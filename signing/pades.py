@@ -54,8 +54,9 @@ from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.validation import read_certification_data
+from pyhanko_certvalidator import CertificateValidator
 
-from signing._archival import ArchivalWriter
+from signing._archival import ArchivalWriter, append_document_timestamp, append_validation_data
 from signing._network import SignerNetwork
 from signing.errors import KeySourceError, SignatureFailedError, UnreadablePdfError
 from signing.keys import KeySource, load_root
@@ -271,14 +272,21 @@ class PadesSigner:
             subfilter=SigSeedSubFilter.PADES,
             reason=self._policy.reason,
             location=self._policy.location,
-            embed_validation_info=context is not None,
-            validation_context=context,
-            use_pades_lta=level == "B-LTA",
+            # B-LT/B-LTA revisions are ours (below): pyHanko's would use a plain writer.
+            embed_validation_info=False,
         )
         pdf_signer = _ClockedPdfSigner(
             meta, self._signer, signing_time=signed_at, timestamper=timestamper
         )
         try:
+            if context is not None:
+                # As pyHanko's pre-sign validation did: refuse before using the key when the
+                # signer's chain does not validate (e.g. revoked); fills the context's cache.
+                await CertificateValidator(
+                    self._signer.signing_cert,
+                    intermediate_certs=list(self._signer.cert_registry),
+                    validation_context=context,
+                ).async_validate_usage(set())  # type: ignore[no-untyped-call]
             if level == "B-B":
                 if self._bytes_reserved is None:
                     # Benign race: concurrent first calls measure the same value.
@@ -290,10 +298,40 @@ class PadesSigner:
                 # The time-stamp token's size is the TSA's business: let pyHanko estimate
                 # (its dry run reuses the time-stamper's cached dummy response).
                 await pdf_signer.async_sign_pdf(writer, output=output, chunk_size=_IO_CHUNK)
+            if context is not None:
+                await self._add_long_term_data(output, field_name, context, timestamper, signed_at)
         except BaseException:
             if context is not None:
                 self._network.revinfo().discard(context)
             raise
+
+    async def _add_long_term_data(
+        self,
+        output: BinaryIO,
+        field_name: str,
+        context: Any,
+        timestamper: Any,
+        signed_at: datetime,
+    ) -> None:
+        """Append the B-LT revision (DSS for the new signature and its time-stamp), and for
+        B-LTA the document time-stamp, through :class:`ArchivalWriter` so every revision
+        keeps ``/Info`` and XMP in step (PDF/A). All carry the signing time."""
+
+        def ours(reader: Any) -> Any:
+            return next(s for s in reader.embedded_regular_signatures if s.field_name == field_name)
+
+        if self._policy.level == "B-LTA":
+            await append_document_timestamp(
+                output,
+                timestamper,
+                context,
+                modified_at=signed_at,
+                digest=self._policy.digest,
+                validate_first=ours,
+                chunk_size=_IO_CHUNK,
+            )
+        else:
+            await append_validation_data(output, context, modified_at=signed_at, pick=ours)
 
     async def _measure_reserve(self, signed_at: datetime) -> int:
         """Hex digits to reserve for the CMS container, built once as pyHanko's dry run."""

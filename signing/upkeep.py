@@ -21,26 +21,29 @@ no signature, :class:`~signing.errors.SignatureFailedError` for failures while a
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from asn1crypto import cms
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.signers import PdfTimeStamper
 from pyhanko.sign.timestamps import HTTPTimeStamper
-from pyhanko.sign.validation.dss import async_add_validation_info
 from pyhanko_certvalidator import ValidationContext
 
-from signing._archival import ArchivalWriter
+from signing._archival import append_document_timestamp, append_validation_data
 from signing.errors import SignatureFailedError, UnreadablePdfError
 from signing.keys import load_root
 
 __all__ = ["EvidenceExpiry", "augment", "evidence_expiry", "expiry_report", "renew"]
 
 _TSA_TIMEOUT_S: Final = 10
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def augment(
@@ -50,9 +53,13 @@ def augment(
     tsa_url: str | None = None,
     level: Literal["B-LT", "B-LTA"] = "B-LTA",
     digest: str = "sha256",
+    clock: Callable[[], datetime] = _utc_now,
 ) -> bytes:
     """Return ``pdf`` raised to ``level``: a DSS with validation data for every regular
     signature (and its signature time-stamp), then for B-LTA a document time-stamp.
+
+    Every appended revision carries ``clock()`` (whole seconds) as its modification date
+    in ``/Info`` and XMP alike, so a PDF/A document stays PDF/A (:mod:`signing._archival`).
 
     Raises:
         UnreadablePdfError: not a readable PDF, or no signature in it.
@@ -65,11 +72,17 @@ def augment(
     count = len(_reader(pdf).embedded_regular_signatures)
     if count == 0:
         raise UnreadablePdfError("the document has no signature to augment")
-    return _run(_augment(pdf, roots, count, tsa_url if level == "B-LTA" else None, digest))
+    tsa = tsa_url if level == "B-LTA" else None
+    return _run(_augment(pdf, roots, count, tsa, digest, _modified_at(clock)))
 
 
 def renew(
-    pdf: bytes, *, trust_roots: Sequence[bytes], tsa_url: str, digest: str = "sha256"
+    pdf: bytes,
+    *,
+    trust_roots: Sequence[bytes],
+    tsa_url: str,
+    digest: str = "sha256",
+    clock: Callable[[], datetime] = _utc_now,
 ) -> bytes:
     """Return ``pdf`` with fresh revocation data and a new document time-stamp.
 
@@ -81,8 +94,15 @@ def renew(
     roots = [load_root(i, der) for i, der in enumerate(trust_roots)]
     reader = _reader(pdf)
     if not reader.embedded_timestamp_signatures:
-        return augment(pdf, trust_roots=trust_roots, tsa_url=tsa_url, digest=digest)
-    return _run(_renew(reader, roots, tsa_url, digest))
+        return augment(pdf, trust_roots=trust_roots, tsa_url=tsa_url, digest=digest, clock=clock)
+    return _run(_renew(pdf, roots, tsa_url, _modified_at(clock)))
+
+
+def _modified_at(clock: Callable[[], datetime]) -> datetime:
+    now = clock()
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("the clock returned a naive datetime")
+    return now.astimezone(UTC).replace(microsecond=0)
 
 
 def _reader(pdf: bytes) -> Any:
@@ -112,38 +132,54 @@ def _run(coro: Any) -> bytes:
 
 
 async def _augment(
-    pdf: bytes, roots: list[Any], count: int, tsa_url: str | None, digest: str
+    pdf: bytes,
+    roots: list[Any],
+    count: int,
+    tsa_url: str | None,
+    digest: str,
+    modified_at: datetime,
 ) -> bytes:
     context = ValidationContext(trust_roots=roots, allow_fetching=True)
+    out = io.BytesIO(pdf)
     try:
-        current = pdf
-        for index in range(count):
-            reader = PdfFileReader(io.BytesIO(current), strict=False)
-            sig = reader.embedded_regular_signatures[index]
-            out = io.BytesIO()
-            await async_add_validation_info(sig, context, output=out)
-            current = out.getvalue()
-        if tsa_url is not None:
-            stamper = PdfTimeStamper(HTTPTimeStamper(tsa_url, timeout=_TSA_TIMEOUT_S))
-            out = io.BytesIO()
-            # PDF/A: /Info and XMP get one modification time and producer (signing._archival).
-            writer = ArchivalWriter(io.BytesIO(current), modified_at=datetime.now(UTC))
-            await stamper.async_timestamp_pdf(
-                writer, digest, validation_context=context, output=out
+        for index in range(count):  # one DSS revision per signature, as pyHanko writes it
+            await append_validation_data(
+                out,
+                context,
+                modified_at=modified_at,
+                pick=functools.partial(_regular_signature, index=index),
             )
-            current = out.getvalue()
-        return current
+        if tsa_url is not None:
+            await append_document_timestamp(
+                out,
+                HTTPTimeStamper(tsa_url, timeout=_TSA_TIMEOUT_S),
+                context,
+                modified_at=modified_at,
+                digest=digest,
+            )
+        return out.getvalue()
     finally:
         await context.aclose()  # type: ignore[no-untyped-call]
 
 
-async def _renew(reader: Any, roots: list[Any], tsa_url: str, digest: str) -> bytes:
+def _regular_signature(reader: PdfFileReader, *, index: int) -> Any:
+    return reader.embedded_regular_signatures[index]
+
+
+async def _renew(pdf: bytes, roots: list[Any], tsa_url: str, modified_at: datetime) -> bytes:
+    """Validation data for the newest document time-stamp, then a new time-stamp over it
+    (pyHanko's ``update_archival_timestamp_chain``, through our writer)."""
     context = ValidationContext(trust_roots=roots, allow_fetching=True)
+    out = io.BytesIO(pdf)
     try:
-        stamper = PdfTimeStamper(HTTPTimeStamper(tsa_url, timeout=_TSA_TIMEOUT_S))
-        out = io.BytesIO()
-        await stamper.async_update_archival_timestamp_chain(
-            reader, context, in_place=False, output=out, default_md_algorithm=digest
+        newest = PdfFileReader(out, strict=False).embedded_timestamp_signatures[-1]
+        await append_document_timestamp(
+            out,
+            HTTPTimeStamper(tsa_url, timeout=_TSA_TIMEOUT_S),
+            context,
+            modified_at=modified_at,
+            digest=newest.md_algorithm,  # keep the chain's algorithm, as pyHanko does
+            validate_first=lambda reader: reader.embedded_timestamp_signatures[-1],
         )
         return out.getvalue()
     finally:

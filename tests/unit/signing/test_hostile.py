@@ -17,6 +17,7 @@ import pytest
 from pyhanko.pdf_utils.generic import IndirectObject, parse_pdf_date
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from signing._archival import ArchivalWriter
 from signing.devpki import DevPki
 from signing.errors import SigningError, UnreadablePdfError
 from signing.keys import Pkcs12KeySource
@@ -264,3 +265,11 @@ def test_pdfa_info_and_xmp_carry_the_signing_time(pades_signer: PadesSigner) -> 
     (modify,) = re.findall(rb'xmp:ModifyDate(?:>|=")([^<"]+)', xmp)
     assert datetime.fromisoformat(modify.decode()) == signed.signed_at
     assert parse_pdf_date(str(info["/ModDate"])) == signed.signed_at
+
+
+def test_archival_writer_and_upkeep_refuse_a_naive_clock(signed_bt: bytes) -> None:
+    # A naive time would be written as local time in /Info but as-is in XMP.
+    with pytest.raises(ValueError, match="timezone-aware"):
+        ArchivalWriter(io.BytesIO(signed_bt), modified_at=datetime(2030, 1, 1))
+    with pytest.raises(ValueError, match="naive"):
+        augment(signed_bt, trust_roots=[], level="B-LT", clock=lambda: datetime(2030, 1, 1))
