@@ -5,7 +5,9 @@
 files that nobody may delete for years, so before the first of them it stores an intent under
 ``commit-intents/<aip id>``, without retention: the root METS and the bytes of every file
 written after it. Whatever a crash leaves, reconcile can then write the missing files and the
-root METS (:meth:`AipStore.complete`); the intent is deleted once the root METS exists.
+root METS (:meth:`AipStore.complete`); the intent is deleted once the root METS exists. A
+backend that makes a package's files and root METS appear at once (fs, a fresh directory
+renamed into place) has no such crash state and does not store it (``NewBatch.redo``).
 
 Format (version 1): ``KLUIS-COMMIT-INTENT 1\\n``, one JSON header line, then the root METS
 and the files' bytes, concatenated in header order. Every piece's size and SHA-256 is in the
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from archive.errors import InvalidPackageError
+from archive.layout import ROOT_METS
 
 __all__ = ["PREFIX", "CommitIntent", "decode_intent", "encode_intent", "intent_key"]
 
@@ -41,17 +45,21 @@ class CommitIntent:
     """Path inside the package -> bytes, for the files written after the intent."""
 
 
-def _piece(data: bytes) -> list[object]:
-    return [len(data), hashlib.sha256(data).hexdigest()]
+def _piece(data: bytes, sha256: str | None) -> list[object]:
+    return [len(data), sha256 or hashlib.sha256(data).hexdigest()]
 
 
-def encode_intent(intent: CommitIntent) -> bytes:
+def encode_intent(intent: CommitIntent, sha256: Mapping[str, str] | None = None) -> bytes:
+    """The intent's bytes. ``sha256``: path (``METS.xml`` for the root METS) -> the SHA-256
+    of those bytes, where the caller has checked it already (saves hashing them again); any
+    piece not in it is hashed here."""
+    known = sha256 or {}
     header = {
         "aip_id": intent.aip_id,
         "written_at": intent.written_at.isoformat(),
         "retain_until": intent.retain_until.isoformat(),
-        "root_mets": _piece(intent.root_mets),
-        "files": [[path, *_piece(data)] for path, data in intent.files.items()],
+        "root_mets": _piece(intent.root_mets, known.get(ROOT_METS)),
+        "files": [[path, *_piece(data, known.get(path))] for path, data in intent.files.items()],
     }
     line = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     return b"".join([_MAGIC, line, b"\n", intent.root_mets, *intent.files.values()])

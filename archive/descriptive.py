@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from archive._xmltext import attr, child, optional_text, parse_date, serialise, sub, text
+from archive._xmltext import Children, attr, parse_date, serialise, sub
 from archive.errors import InvalidPackageError
 from archive.model import DocumentMetadata, OwnerKind
 from archive.xml import parse_xml
@@ -88,12 +88,13 @@ def read_descriptive(data: bytes, *, aip_id: str) -> DocumentMetadata:
     root = parse_xml(data)
     if root.tag != _k("record"):
         raise InvalidPackageError(aip_id, f"descriptive metadata root is {root.tag!r}")
-    owner = child(root, _k("owner"), aip_id=aip_id)
+    found = Children(root, aip_id=aip_id)
+    owner = found.child(_k("owner"))
     kind = owner.get("kind")
     if kind not in _OWNER_KINDS:
         raise InvalidPackageError(aip_id, f"owner kind {kind!r} is not person or enterprise")
-    retention = optional_text(root, _k("retentionUntil"))
-    rule = root.find(_k("retentionRule"))
+    retention = found.optional_text(_k("retentionUntil"))
+    rule = found.get(_k("retentionRule"))
     list_version = trigger = action = period = None
     if rule is not None:
         list_version = attr(rule, "listVersion", aip_id=aip_id)
@@ -103,14 +104,12 @@ def read_descriptive(data: bytes, *, aip_id: str) -> DocumentMetadata:
     return DocumentMetadata(
         owner_id=owner.text or "",
         owner_kind=kind,
-        agency_id=text(root, _k("agency"), aip_id=aip_id),
-        document_type=text(root, _k("documentType"), aip_id=aip_id),
-        title=text(root, _dc("title"), aip_id=aip_id),
-        issued_on=parse_date(
-            text(root, _k("issuedOn"), aip_id=aip_id), aip_id=aip_id, what="issuedOn"
-        ),
-        agency_ref=text(root, _k("agencyRef"), aip_id=aip_id),
-        language=text(root, _dc("language"), aip_id=aip_id),
+        agency_id=found.text(_k("agency")),
+        document_type=found.text(_k("documentType")),
+        title=found.text(_dc("title")),
+        issued_on=parse_date(found.text(_k("issuedOn")), aip_id=aip_id, what="issuedOn"),
+        agency_ref=found.text(_k("agencyRef")),
+        language=found.text(_dc("language")),
         retention_until=(
             None
             if retention is None

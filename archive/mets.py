@@ -20,10 +20,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from lxml import etree
 
-from archive._xmltext import attr, child, format_datetime, parse_datetime, serialise, sub
+from archive._xmltext import attr, format_datetime, parse_datetime, serialise, sub
 from archive.errors import InvalidKeyError, InvalidPackageError
 from archive.model import FileEntry
 from archive.storage.base import check_key
@@ -274,28 +275,50 @@ def write_representation_mets(
 def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
     """Parse a root METS written by :func:`write_root_mets`.
 
+    Sections are found by walking the children once, not with ``find`` paths (lxml runs
+    those through Python-level ElementPath; this is the hot path of every package read).
+
     Raises:
         HostileXmlError: the bytes are not safe, well-formed XML.
         InvalidPackageError: it is not a Kluis AIP root METS, or lists an unsafe path or a
             checksum other than SHA-256.
     """
     root = parse_xml(data)
-    if root.tag != _m("mets"):
+    if root.tag != _MT_METS:
         raise InvalidPackageError(aip_id, f"root element is {root.tag!r}, not mets:mets")
-    header = child(root, _m("metsHdr"), aip_id=aip_id)
-    if header.get(_c("OAISPACKAGETYPE")) != "AIP":
+    header = descriptive_ref = premis_ref = None
+    groups: list[etree._Element] = []
+    divs: list[etree._Element] = []
+    for section in root:
+        tag = section.tag
+        # ``is None``, never truthiness: an lxml element without children is falsy.
+        if tag == _MT_HDR:
+            header = section if header is None else header
+        elif tag == _MT_DMD:
+            if descriptive_ref is None:
+                descriptive_ref = _first_child(section, _MT_MDREF)
+        elif tag == _MT_AMD:
+            for digiprov in section.iterchildren(_MT_DIGIPROV):
+                if premis_ref is None:
+                    premis_ref = _first_child(digiprov, _MT_MDREF)
+        elif tag == _MT_FILESEC:
+            groups.extend(section.iterchildren(_MT_FILEGRP))
+        elif tag == _MT_STRUCTMAP:
+            for top in section.iterchildren(_MT_DIV):
+                divs.extend(top.iterchildren(_MT_DIV))
+    if header is None:
+        raise InvalidPackageError(aip_id, "missing element metsHdr in mets")
+    if header.get(_CT_PACKAGETYPE) != "AIP":
         raise InvalidPackageError(aip_id, "metsHdr does not declare an AIP")
     created_at = parse_datetime(
         attr(header, "CREATEDATE", aip_id=aip_id), aip_id=aip_id, what="CREATEDATE"
     )
-    descriptive = _read_md_ref(root, f"{_m('dmdSec')}/{_m('mdRef')}", "dmdSec", aip_id)
-    premis = _read_md_ref(
-        root, f"{_m('amdSec')}/{_m('digiprovMD')}/{_m('mdRef')}", "digiprovMD", aip_id
-    )
+    descriptive = _read_md_ref(descriptive_ref, "dmdSec", aip_id)
+    premis = _read_md_ref(premis_ref, "digiprovMD", aip_id)
     files = [descriptive, premis]
     representations: dict[str, tuple[str, ...]] = {}
-    for group in root.iterfind(f"{_m('fileSec')}/{_m('fileGrp')}"):
-        entries = [_read_file(f, aip_id) for f in group.iterfind(_m("file"))]
+    for group in groups:
+        entries = [_read_file(f, aip_id) for f in group.iterchildren(_MT_FILE)]
         files.extend(entries)
         use = group.get("USE", "")
         if use.startswith("Representations/"):
@@ -306,10 +329,10 @@ def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
     if len(set(paths)) != len(paths):
         raise InvalidPackageError(aip_id, "the root METS lists a path twice")
     previous = None
-    for div in root.iterfind(f"{_m('structMap')}/{_m('div')}/{_m('div')}"):
+    for div in divs:
         if div.get("LABEL") == PARENT_LABEL:
-            pointer = div.find(_m("mptr"))
-            href = "" if pointer is None else (pointer.get(_x("href")) or "")
+            pointer = _first_child(div, _MT_MPTR)
+            href = "" if pointer is None else (pointer.get(_XL_HREF) or "")
             if not href.startswith("urn:uuid:"):
                 raise InvalidPackageError(aip_id, f"parent AIP pointer {href!r} is not a URN")
             previous = href.removeprefix("urn:uuid:")
@@ -324,31 +347,62 @@ def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
     )
 
 
-def _read_md_ref(root: etree._Element, path: str, section: str, aip_id: str) -> FileEntry:
-    element = root.find(path)
+_MT_METS = _m("mets")
+_MT_HDR = _m("metsHdr")
+_MT_DMD = _m("dmdSec")
+_MT_AMD = _m("amdSec")
+_MT_DIGIPROV = _m("digiprovMD")
+_MT_MDREF = _m("mdRef")
+_MT_FILESEC = _m("fileSec")
+_MT_FILEGRP = _m("fileGrp")
+_MT_FILE = _m("file")
+_MT_FLOCAT = _m("FLocat")
+_MT_STRUCTMAP = _m("structMap")
+_MT_DIV = _m("div")
+_MT_MPTR = _m("mptr")
+_XL_HREF = _x("href")
+_CT_PACKAGETYPE = _c("OAISPACKAGETYPE")
+
+
+def _first_child(parent: etree._Element, tag: str) -> etree._Element | None:
+    return next(parent.iterchildren(tag), None)
+
+
+def _read_md_ref(element: etree._Element | None, section: str, aip_id: str) -> FileEntry:
     if element is None:
         raise InvalidPackageError(aip_id, f"root METS has no {section} with an mdRef")
-    return _entry(element, attr(element, _x("href"), aip_id=aip_id), aip_id)
+    return _entry(element, attr(element, _XL_HREF, aip_id=aip_id), aip_id)
 
 
 def _read_file(element: etree._Element, aip_id: str) -> FileEntry:
-    location = child(element, _m("FLocat"), aip_id=aip_id)
-    return _entry(element, attr(location, _x("href"), aip_id=aip_id), aip_id)
+    location = _first_child(element, _MT_FLOCAT)
+    if location is None:
+        raise InvalidPackageError(aip_id, "missing element FLocat in file")
+    return _entry(element, attr(location, _XL_HREF, aip_id=aip_id), aip_id)
 
 
-def _entry(element: etree._Element, href: str, aip_id: str) -> FileEntry:
+@lru_cache(maxsize=4096)
+def _unsafe_path(href: str) -> str | None:
+    """Why ``href`` is not a safe storage-key suffix, or None (cached: every package lists
+    the same few paths)."""
     try:
         check_key(href)
     except InvalidKeyError as exc:
-        raise InvalidPackageError(aip_id, f"unsafe path in METS: {exc}") from exc
-    if attr(element, "CHECKSUMTYPE", aip_id=aip_id) != "SHA-256":
+        return str(exc)
+    return None
+
+
+def _entry(element: etree._Element, href: str, aip_id: str) -> FileEntry:
+    unsafe = _unsafe_path(href)
+    if unsafe is not None:
+        raise InvalidPackageError(aip_id, f"unsafe path in METS: {unsafe}")
+    get = element.get  # plain gets; ``attr`` only to word the error of a missing one
+    if get("CHECKSUMTYPE") != "SHA-256":
+        attr(element, "CHECKSUMTYPE", aip_id=aip_id)
         raise InvalidPackageError(aip_id, f"{href}: checksum type is not SHA-256")
-    size = attr(element, "SIZE", aip_id=aip_id)
+    size = get("SIZE") or attr(element, "SIZE", aip_id=aip_id)
     if not size.isdigit():
         raise InvalidPackageError(aip_id, f"{href}: SIZE {size!r} is not a number")
-    return FileEntry(
-        path=href,
-        size=int(size),
-        sha256=attr(element, "CHECKSUM", aip_id=aip_id).lower(),
-        mime_type=attr(element, "MIMETYPE", aip_id=aip_id),
-    )
+    checksum = get("CHECKSUM") or attr(element, "CHECKSUM", aip_id=aip_id)
+    mime_type = get("MIMETYPE") or attr(element, "MIMETYPE", aip_id=aip_id)
+    return FileEntry(path=href, size=int(size), sha256=checksum.lower(), mime_type=mime_type)

@@ -20,7 +20,7 @@ from archive.mets import RootMets, read_root_mets
 from archive.model import AipManifest, FileEntry
 from archive.premis import read_premis
 
-__all__ = ["check_bytes", "read_manifest", "read_root"]
+__all__ = ["assemble_manifest", "check_bytes", "read_manifest", "read_root"]
 
 
 def read_root(aip_id: str, root_mets: bytes) -> RootMets:
@@ -62,6 +62,24 @@ def read_manifest(
         IntegrityError: the descriptive or PREMIS bytes differ from what the root METS lists.
     """
     root = read_root(aip_id, root_mets)
+    return assemble_manifest(
+        aip_id,
+        root,
+        root_mets_sha256=hashlib.sha256(root_mets).hexdigest(),
+        descriptive=descriptive,
+        premis=premis,
+    )
+
+
+def assemble_manifest(
+    aip_id: str, root: RootMets, *, root_mets_sha256: str, descriptive: bytes, premis: bytes
+) -> AipManifest:
+    """:func:`read_manifest` for a root METS already parsed by :func:`read_root` (a package
+    read parses it once).
+
+    Raises:
+        As :func:`read_manifest`.
+    """
     meta = read_descriptive(check_bytes(aip_id, root.descriptive, descriptive), aip_id=aip_id)
     record = read_premis(check_bytes(aip_id, root.premis, premis), aip_id=aip_id)
     return AipManifest(
@@ -74,6 +92,6 @@ def read_manifest(
         signature=record.signature,
         created_at=root.created_at,
         events=record.events,
-        root_mets_sha256=hashlib.sha256(root_mets).hexdigest(),
+        root_mets_sha256=root_mets_sha256,
         previous_aip_id=root.previous_aip_id,
     )

@@ -5,9 +5,11 @@ Keys are exactly ``aips/<aip_id>/<path inside the package>``.
 Commit protocol: every file except the root METS is written first, then the root METS with
 ``if_absent=True`` and ``retain_until``. That last write is the commit marker: a package
 without it is *incomplete* and invisible to every reader here; a second commit of the same id
-fails with :class:`ObjectExistsError` and overwrites nothing. Files go through
-:meth:`Storage.put_new` (batched durability, no conditional-create round trip): an aip id has
-one writer (ids are fresh UUIDs, and an ingest or version claim precedes each commit).
+fails with :class:`ObjectExistsError` and overwrites nothing. Intent, files and marker go to
+:meth:`Storage.put_batches` as ordered batches in one call (batched durability, no
+conditional-create round trip for the files; the backend overlaps what the order allows): an
+aip id has one writer (ids are fresh UUIDs, and an ingest or version claim precedes each
+commit).
 
 Versions: a package never changes; :meth:`AipStore.commit_version` stores a new AIP whose
 root METS points to its predecessor and :meth:`AipStore.resolve` gives the newest version of
@@ -41,14 +43,16 @@ import io
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from archive import layout
+from archive._verified import VerifiedStream
 from archive.commit_intent import PREFIX as INTENT_PREFIX
 from archive.commit_intent import CommitIntent, decode_intent, encode_intent, intent_key
 from archive.descriptive import read_descriptive
 from archive.errors import (
     IntegrityError,
+    InvalidKeyError,
     InvalidPackageError,
     ObjectExistsError,
     ObjectLockedError,
@@ -59,8 +63,14 @@ from archive.errors import (
 from archive.fixity import FileCheck, FixityReport, FixityStatus, hash_stream
 from archive.mets import RootMets
 from archive.model import AipManifest, BuiltPackage, DocumentMetadata, FileEntry, IndexRecord
-from archive.reader import check_bytes, read_manifest, read_root
-from archive.storage.base import NewObject, Storage
+from archive.reader import assemble_manifest, check_bytes, read_manifest, read_root
+from archive.storage.base import (
+    ListsChildren,
+    NewBatch,
+    NewObject,
+    Storage,
+    check_key,
+)
 from archive.xml import DEFAULT_MAX_BYTES
 
 __all__ = ["AipStore"]
@@ -86,6 +96,28 @@ def _parse_version_claim(raw: bytes) -> tuple[str, datetime]:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_READ_BLOCK = 64 * 1024
+
+
+def _safe_segment(name: str) -> bool:
+    try:
+        check_key(name)
+    except InvalidKeyError:
+        return False
+    return "/" not in name
+
+
+def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes of ``stream``, in blocks: one ``read(limit)`` would allocate
+    ``limit`` bytes up front (16 MiB for every small metadata file)."""
+    blocks: list[bytes] = []
+    size = 0
+    while size < limit and (block := stream.read(min(limit - size, _READ_BLOCK))):
+        blocks.append(block)
+        size += len(block)
+    return b"".join(blocks)
 
 
 class AipStore:
@@ -119,21 +151,38 @@ class AipStore:
         if self._storage.exists(root_key):
             raise ObjectExistsError(root_key)
         sha256 = {entry.path: entry.sha256 for entry in manifest.files}
+        root_sha256 = hashlib.sha256(pkg.root_mets).hexdigest()
+        marker = NewBatch([NewObject(root_key, pkg.root_mets, root_sha256)], retain_until, True)
         if retain_until is None:  # nothing gets locked: leftovers stay deletable
-            self._put_new(pkg.aip_id, pkg.files, sha256, None)
-            self._put(root_key, pkg.root_mets, None, if_absent=True)
+            self._storage.put_batches([self._batch(pkg.aip_id, pkg.files, sha256, None), marker])
             return manifest
         small = {p: d for p, d in pkg.files.items() if len(d) <= INTENT_MAX_FILE}
         large = [p for p in pkg.files if p not in small]
         for path in large:
             self._put_once(layout.aip_key(pkg.aip_id, path), pkg.files[path])
         intent = CommitIntent(pkg.aip_id, self._clock(), retain_until, pkg.root_mets, small)
-        self._write_intent(intent)
-        self._put_new(pkg.aip_id, small, sha256, retain_until)
-        self._put(root_key, pkg.root_mets, retain_until, if_absent=True)
+        raw = encode_intent(intent, {**sha256, layout.ROOT_METS: root_sha256})
+        key = intent_key(pkg.aip_id)
+        # One call: the backend overlaps what the order allows (fs: one round of file fsyncs
+        # for all three batches, and no intent at all when the package's directory appears
+        # with one rename). Without large files nothing follows the marker, so the intent
+        # goes with it; a crash that brings it back is cleaned up by reconcile.
+        batches = [
+            NewBatch([NewObject(key, raw, hashlib.sha256(raw).hexdigest())], redo=True),
+            self._batch(pkg.aip_id, small, sha256, retain_until),
+            marker,
+        ]
+        then_delete = [] if large else [key]
+        try:
+            self._storage.put_batches(batches, then_delete=then_delete)
+        except ObjectExistsError as exc:  # an interrupted attempt's intent: fine if the same
+            if exc.key != key or self._read_intent(pkg.aip_id).root_mets != pkg.root_mets:
+                raise
+            self._storage.put_batches(batches[1:], then_delete=then_delete)
         for path in large:
             self._storage.set_retention(layout.aip_key(pkg.aip_id, path), retain_until)
-        self._storage.delete(intent_key(pkg.aip_id))
+        if large:
+            self._storage.delete(key)
         return manifest
 
     def _put_new(
@@ -146,14 +195,15 @@ class AipStore:
         objects = [NewObject(layout.aip_key(aip_id, p), d, sha256[p]) for p, d in files.items()]
         self._storage.put_new(objects, retain_until=retain_until)
 
-    def _write_intent(self, intent: CommitIntent) -> None:
-        raw = encode_intent(intent)
-        key = intent_key(intent.aip_id)
-        try:
-            self._storage.put_new([NewObject(key, raw, hashlib.sha256(raw).hexdigest())])
-        except ObjectExistsError:  # an interrupted attempt's: fine if it commits the same
-            if self._read_intent(intent.aip_id).root_mets != intent.root_mets:
-                raise
+    @staticmethod
+    def _batch(
+        aip_id: str,
+        files: Mapping[str, bytes],
+        sha256: Mapping[str, str],
+        retain_until: datetime | None,
+    ) -> NewBatch:
+        objects = [NewObject(layout.aip_key(aip_id, p), d, sha256[p]) for p, d in files.items()]
+        return NewBatch(objects, retain_until)
 
     def _read_intent(self, aip_id: str) -> CommitIntent:
         """Raises: ObjectNotFoundError, InvalidPackageError, StorageUnavailableError."""
@@ -508,7 +558,14 @@ class AipStore:
         Raises:
             StorageUnavailableError.
         """
-        for key in self._storage.keys("aips/"):
+        storage = self._storage
+        if isinstance(storage, ListsChildren):  # one level, then one stat per package
+            for name in storage.children("aips/"):
+                aip_id = name.removesuffix("/")
+                if aip_id != name and _safe_segment(aip_id) and self.is_committed(aip_id):
+                    yield aip_id
+            return
+        for key in storage.keys("aips/"):
             parts = key.split("/")
             if len(parts) == 3 and parts[2] == layout.ROOT_METS:
                 yield parts[1]
@@ -537,7 +594,7 @@ class AipStore:
 
     def _read_small(self, key: str) -> bytes:
         with self._storage.open(key) as stream:
-            data = stream.read(self._max_metadata + 1)
+            data = _read_at_most(stream, self._max_metadata + 1)
         if len(data) > self._max_metadata:
             raise InvalidPackageError(key, f"metadata larger than {self._max_metadata} bytes")
         return data
@@ -565,35 +622,65 @@ class AipStore:
             StorageUnavailableError.
         """
         data, root = self._root(aip_id)
-        return read_manifest(
+        return assemble_manifest(  # the root METS is parsed once per read
             aip_id,
-            data,
+            root,
+            root_mets_sha256=hashlib.sha256(data).hexdigest(),
             descriptive=self._read_listed(aip_id, root.descriptive),
             premis=self._read_listed(aip_id, root.premis),
         )
 
-    def open_file(self, aip_id: str, path: str) -> AbstractContextManager[BinaryIO]:
+    def open_file(
+        self, aip_id: str, path: str, *, manifest: AipManifest | None = None
+    ) -> AbstractContextManager[BinaryIO]:
         """Stream one file of a committed package (``METS.xml`` or any file it lists).
 
-        Raises:
-            PackageNotFoundError: no committed package has this id.
-            ObjectNotFoundError: the package has no such file (or it went missing).
-            StorageUnavailableError.
-        """
-        _, root = self._root(aip_id)
-        key = layout.aip_key(aip_id, path)
-        if path != layout.ROOT_METS and path not in {f.path for f in root.files}:
-            raise ObjectNotFoundError(key)
-        return self._storage.open(key)
+        A listed file is checked while it is read: the read that reaches its end (or goes
+        past its listed size) raises :class:`IntegrityError` when size or SHA-256 differ
+        from the root METS. A stream left before its end (a byte range) is not checked.
 
-    def open_pdf(self, aip_id: str) -> AbstractContextManager[BinaryIO]:
-        """Stream the signed PDF.
+        ``manifest``: this package's manifest, from :meth:`manifest` just before (a download
+        reads both): the file is found in it, so the root METS is not read and parsed again.
+
+        Raises:
+            PackageNotFoundError: no committed package has this id (without ``manifest``).
+            ObjectNotFoundError: the package has no such file (or it went missing).
+            IntegrityError: from a read, as above.
+            StorageUnavailableError.
+            ValueError: ``manifest`` is another package's.
+        """
+        if manifest is None:
+            files = self._root(aip_id)[1].files
+        elif manifest.aip_id != aip_id:
+            raise ValueError(f"the manifest of {manifest.aip_id} is not that of {aip_id}")
+        else:
+            files = manifest.files
+        key = layout.aip_key(aip_id, path)
+        if path == layout.ROOT_METS:
+            return self._storage.open(key)
+        entry = next((f for f in files if f.path == path), None)
+        if entry is None:
+            raise ObjectNotFoundError(key)
+        return self._open_verified(key, entry)
+
+    def open_pdf(
+        self, aip_id: str, *, manifest: AipManifest | None = None
+    ) -> AbstractContextManager[BinaryIO]:
+        """Stream the signed PDF, checked while read (see :meth:`open_file`).
 
         Raises:
             As :meth:`open_file`.
         """
+        if manifest is not None:
+            return self.open_file(aip_id, manifest.pdf_path, manifest=manifest)
         _, root = self._root(aip_id)
-        return self._storage.open(layout.aip_key(aip_id, root.representations[layout.REP_PDF][0]))
+        path = root.representations[layout.REP_PDF][0]
+        entry = next(f for f in root.files if f.path == path)
+        return self._open_verified(layout.aip_key(aip_id, path), entry)
+
+    def _open_verified(self, key: str, entry: FileEntry) -> AbstractContextManager[BinaryIO]:
+        stream = self._storage.open(key)
+        return cast(BinaryIO, VerifiedStream(cast(BinaryIO, stream), key, entry))
 
     def read_text(self, aip_id: str) -> str:
         """The extracted plain text, checked against its SHA-256.
@@ -713,8 +800,18 @@ class AipStore:
             PackageNotFoundError, IntegrityError, InvalidPackageError, HostileXmlError,
             StorageUnavailableError.
         """
-        _, root = self._root(aip_id)
-        return read_descriptive(self._read_listed(aip_id, root.descriptive), aip_id=aip_id)
+        return self.metadata_and_root_sha256(aip_id)[0]
+
+    def metadata_and_root_sha256(self, aip_id: str) -> tuple[DocumentMetadata, str]:
+        """:meth:`metadata` and the SHA-256 of the root METS it was read from (the manifest
+        hash), in one read: disposal's re-check needs both for every document.
+
+        Raises:
+            As :meth:`metadata`.
+        """
+        data, root = self._root(aip_id)
+        meta = read_descriptive(self._read_listed(aip_id, root.descriptive), aip_id=aip_id)
+        return meta, hashlib.sha256(data).hexdigest()
 
     def legal_hold(self, aip_id: str) -> bool:
         """Whether the package's root METS carries a legal hold (holds are placed on every

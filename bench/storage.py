@@ -11,11 +11,15 @@ fs writes under bench/out/ (git-ignored). Rows:
 
 - packages/s written: ``AipStore.commit`` with a retention (commit intent, every file fsync'd
   or PUT under retention, root METS last, intent deleted) vs raw: the same files written one
-  after another with open/write/fsync/rename (fs) or plain minio ``put_object`` (s3),
-  expressed per package. ``put_new`` writes a package's files concurrently (fs: fsyncs, s3:
-  PUTs), so a second row gives the raw path the same concurrency;
-- packages/s read: ``manifest`` + stream the PDF (every metadata file checked) vs raw reads of
-  the same files;
+  after another (s3: plain minio ``put_object``; fs: the minimal durable, atomic write of new
+  files: open/write/fsync/rename each, then fsync once each directory that got a new entry,
+  i.e. the one a file was renamed into and the parent of each directory created: without
+  those a crash can lose a renamed file or its directory although its fsync returned),
+  expressed per package. Kluis writes a package's files concurrently (fs: fsyncs, s3: PUTs),
+  so a second row gives the raw path the same concurrency;
+- packages/s read: ``manifest`` + stream the PDF given that manifest (the root METS read and
+  parsed once; every metadata file and the PDF checked against it) vs raw reads of the same
+  files;
 - MB/s for one big object (``--big-mb``) written and read vs raw (fs: write+fsync/read;
   s3: minio ``put_object``/``get_object`` with the same part size);
 - peak Python memory (tracemalloc) during the big write and read.
@@ -96,9 +100,13 @@ def interleaved_rates(runs: int, n: int, **fns: Callable[[], None]) -> dict[str,
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
+RawPut = Callable[[list[tuple[str, bytes]], ThreadPoolExecutor | None], None]
+"""Write one package's files the raw way: one after another, or on the pool's threads."""
+
+
 def bench_packages(
     storage: Storage,
-    raw_put: Callable[[str, bytes], None],
+    raw_put: RawPut,
     raw_get: Callable[[str], bytes],
     n: int,
     runs: int,
@@ -121,17 +129,17 @@ def bench_packages(
 
     def raw_write() -> None:
         for pkg in next(raw_batches):
-            for path, data in [*pkg.files.items(), ("METS.xml", pkg.root_mets)]:
-                key = f"raw/{pkg.aip_id}/{path}"
-                raw_put(key, data)
-                raw_keys.append(key)
+            files = [(f"raw/{pkg.aip_id}/{path}", data) for path, data in pkg.files.items()]
+            files.append((f"raw/{pkg.aip_id}/METS.xml", pkg.root_mets))
+            raw_put(files, None)
+            raw_keys.extend(key for key, _ in files)
 
     def raw_parallel_write() -> None:
-        # The raw path with the concurrency Kluis' put_new uses: a package's files at once.
+        # The raw path with the concurrency Kluis uses: a package's files at once.
         for pkg in next(parallel_batches):
             files = [(f"rawp/{pkg.aip_id}/{path}", data) for path, data in pkg.files.items()]
             files.append((f"rawp/{pkg.aip_id}/METS.xml", pkg.root_mets))
-            list(pool.map(lambda item: raw_put(*item), files))
+            raw_put(files, pool)
 
     writes = interleaved_rates(
         runs, n, ours=ours_write, raw=raw_write, raw_parallel=raw_parallel_write
@@ -144,7 +152,7 @@ def bench_packages(
     def ours_read() -> None:
         for aip_id in ids:
             manifest = store.manifest(aip_id)
-            with store.open_file(aip_id, manifest.pdf_path) as handle:
+            with store.open_file(aip_id, manifest.pdf_path, manifest=manifest) as handle:
                 handle.read()
 
     def raw_read() -> None:
@@ -209,15 +217,35 @@ def fs_backend(root: Path) -> tuple[Storage, Any, Any, Any, Any, Callable[[], No
     storage = FsStorage(root / "kluis")
     raw = root / "raw"
 
-    def put(key: str, data: bytes) -> None:
-        path = raw / key
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def put_one(item: tuple[str, bytes]) -> None:
+        path = raw / item[0]
         tmp = path.with_name("." + path.name + ".tmp")
         with open(tmp, "wb") as f:
-            f.write(data)
+            f.write(item[1])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+    def put(files: list[tuple[str, bytes]], pool: ThreadPoolExecutor | None) -> None:
+        changed: dict[Path, None] = {}  # directories with a new entry
+        for key, _ in files:
+            parent = (raw / key).parent
+            missing = []
+            while not parent.is_dir():
+                missing.append(parent)
+                parent = parent.parent
+            for folder in reversed(missing):
+                folder.mkdir(exist_ok=True)
+                changed[folder.parent] = None
+            changed[(raw / key).parent] = None
+        if pool is None:
+            for item in files:
+                put_one(item)
+            for folder in changed:
+                fsync_dir(folder)
+        else:
+            list(pool.map(put_one, files))
+            list(pool.map(fsync_dir, changed))
 
     def get(key: str) -> bytes:
         return (raw / key).read_bytes()
@@ -231,6 +259,7 @@ def fs_backend(root: Path) -> tuple[Storage, Any, Any, Any, Any, Callable[[], No
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
+        fsync_dir(path.parent)  # its new entry (negligible next to the data)
 
     def get_big(key: str) -> int:
         n = 0
@@ -240,6 +269,14 @@ def fs_backend(root: Path) -> tuple[Storage, Any, Any, Any, Any, Callable[[], No
         return n
 
     return storage, put, get, put_big, get_big, lambda: shutil.rmtree(root, ignore_errors=True)
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def s3_backend() -> tuple[Storage, Any, Any, Any, Any, Callable[[], None]]:
@@ -254,8 +291,15 @@ def s3_backend() -> tuple[Storage, Any, Any, Any, Any, Callable[[], None]]:
     client = server.client()
     bucket = storage.bucket
 
-    def put(key: str, data: bytes) -> None:
-        client.put_object(bucket, key, io.BytesIO(data), len(data))
+    def put_one(item: tuple[str, bytes]) -> None:
+        client.put_object(bucket, item[0], io.BytesIO(item[1]), len(item[1]))
+
+    def put(files: list[tuple[str, bytes]], pool: ThreadPoolExecutor | None) -> None:
+        if pool is None:
+            for item in files:
+                put_one(item)
+        else:
+            list(pool.map(put_one, files))
 
     def get(key: str) -> bytes:
         response = client.get_object(bucket, key)

@@ -1,4 +1,5 @@
-"""OS-level helpers of the fs backend (private): error translation, reads, directory fsync.
+"""OS-level helpers of the fs backend (private): error translation, reads, fsync, and a
+rename that never replaces (``renameat2``, through ctypes: the os module has no flags).
 
 Invariant: nothing here lets an ``OSError`` out; it becomes :class:`StorageUnavailableError`
 (``from exc``), or :class:`ObjectNotFoundError` for a missing file when a key is known.
@@ -7,6 +8,8 @@ Invariant: nothing here lets an ``OSError`` out; it becomes :class:`StorageUnava
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import io
 import os
 from pathlib import Path
@@ -62,3 +65,47 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by name (Linux syncs through a read-only descriptor)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_renameat2() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not Linux, or a libc without it (glibc < 2.28)
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    function.argtypes += [ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_RENAMEAT2 = _load_renameat2()
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_NO_NOREPLACE = frozenset({errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+def rename_noreplace(src: Path, dst: Path) -> bool:
+    """Rename ``src`` to ``dst`` atomically unless ``dst`` exists (:class:`FileExistsError`,
+    also for an empty directory, which a plain rename would replace).
+
+    Returns False, having renamed nothing, where the system cannot do that (no
+    ``renameat2``, or a filesystem without ``RENAME_NOREPLACE``): the caller falls back.
+    """
+    if _RENAMEAT2 is None:
+        return False
+    flags = _RENAME_NOREPLACE
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_NOREPLACE:
+        return False
+    raise OSError(code, os.strerror(code), str(dst))  # EEXIST -> FileExistsError

@@ -38,9 +38,16 @@ class Parallel:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
                 self._pid = os.getpid()
             pool = self._pool
-        futures: list[Future[R]] = [pool.submit(fn, item) for item in items]
+        # The calling thread runs the first item itself: one hand-off less per batch, and it
+        # would only wait otherwise.
+        futures: list[Future[R]] = [pool.submit(fn, item) for item in items[1:]]
+        try:
+            first = fn(items[0])
+        except BaseException:
+            wait(futures)
+            raise
         wait(futures)
-        return [future.result() for future in futures]
+        return [first, *(future.result() for future in futures)]
 
     def close(self) -> None:
         with self._lock:

@@ -11,16 +11,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from archive.errors import InvalidKeyError
 from archive.model import StoredObject
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@=+-]*$")
+_SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@=+-]*(?:/[A-Za-z0-9][A-Za-z0-9._:@=+-]*)*")
+"""Every segment as ``_SEGMENT`` (so never ``.`` or ``..``), in one match: the fast path of
+:func:`check_key`, which runs several times per object read."""
 
 
 def check_key(key: str) -> str:
     """Return ``key`` if it is a safe relative key, else raise :class:`InvalidKeyError`."""
+    if len(key) <= 900 and _SAFE_KEY.fullmatch(key):
+        return key
     if not key or len(key) > 900:
         raise InvalidKeyError(key, "empty or longer than 900 characters")
     for segment in key.split("/"):
@@ -36,6 +41,22 @@ class NewObject:
     key: str
     data: bytes
     sha256: str
+
+
+@dataclass(frozen=True)
+class NewBatch:
+    """One step of :meth:`Storage.put_batches`: new objects stored like ``put_new``."""
+
+    objects: Sequence[NewObject]
+    retain_until: datetime | None = None
+    exclusive: bool = False
+    """Each object is a strict conditional create, like ``put(if_absent=True)``:
+    :class:`ObjectExistsError` when the key exists, even with the same bytes."""
+    redo: bool = False
+    """A redo record (a commit intent): needed only to recover from a crash part-way through
+    the batches after it. A backend that makes all of those visible at once, durable, may
+    leave it unstored (fs: a fresh directory renamed into place); list its keys in
+    ``then_delete``."""
 
 
 class Storage(Protocol):
@@ -84,6 +105,32 @@ class Storage(Protocol):
             IntegrityError: bytes do not match their SHA-256; checked before anything is stored.
             ObjectExistsError: a key holds other bytes (where noticed, see above).
             StorageUnavailableError: the backend failed; some objects may be stored.
+        """
+        ...
+
+    def put_batches(self, batches: Sequence[NewBatch], *, then_delete: Sequence[str] = ()) -> None:
+        """Store batches of new objects in order; all durable when it returns.
+
+        Each batch is stored as by ``put_new`` with its ``retain_until`` (``exclusive``: each
+        object as by ``put(if_absent=True)``). No object of a batch becomes visible before
+        every object of the batches before it is durable, so a crash leaves the batches before
+        one whole, a subset of that one, and nothing of those after it. This is a commit
+        protocol in one call (intent, files, commit marker) so that a backend can overlap what
+        the order allows: fs writes and fsyncs every object's bytes at once, then publishes
+        the batches one after another with one round of directory fsyncs each.
+
+        ``then_delete``: objects without retention or hold, removed once every batch is
+        durable. Their removal need not be durable: after a crash they may come back (a commit
+        intent of a committed package, which reconcile deletes).
+
+        Raises:
+            IntegrityError: bytes do not match their SHA-256; checked for every object of
+                every batch before anything is stored.
+            ObjectExistsError: as ``put_new`` or ``put(if_absent=True)``; the batches before
+                the failing one are stored, nothing of those after it.
+            ObjectLockedError: a ``then_delete`` object is locked (every batch is stored).
+            InvalidKeyError, StorageUnavailableError.
+            ValueError: a ``retain_until`` is naive.
         """
         ...
 
@@ -158,4 +205,23 @@ class Storage(Protocol):
 
     def close(self) -> None:
         """Release connections and file handles."""
+        ...
+
+
+@runtime_checkable
+class ListsChildren(Protocol):
+    """An optional capability of a :class:`Storage`: list one level below a prefix.
+
+    ``aips/`` holds ten objects per package; finding the package ids through ``keys`` walks
+    every one of them, this lists only the next level (S3 calls it a delimiter listing).
+    """
+
+    def children(self, prefix: str) -> Iterator[str]:
+        """The distinct next segments of the keys below ``prefix`` (which ends with ``/``),
+        in lexicographic order: ``name`` for the object ``prefix + name``, ``name/`` when
+        deeper keys start with ``prefix + name + "/"``.
+
+        Raises:
+            StorageUnavailableError.
+        """
         ...

@@ -9,9 +9,10 @@ Guarantees and how they are kept:
   and size checked *before* anything is sent (mismatch: :class:`IntegrityError`, nothing
   stored), then sent in one PUT with ``Content-MD5`` and a signed ``x-amz-content-sha256``
   (over https the SDK signs ``UNSIGNED-PAYLOAD``; ``Content-MD5`` still guards the body).
-  Larger objects go up as a multipart upload, one part in memory at a time (memory is bounded
-  by ``part_size``, not by the object); the whole-object SHA-256 is checked before
-  ``CompleteMultipartUpload``, and a mismatch aborts the upload, so nothing becomes visible.
+  Larger objects go up as a multipart upload, ``upload_parts`` parts at once (memory is
+  bounded by ``upload_parts * part_size``, not by the object); the whole-object SHA-256
+  is checked before ``CompleteMultipartUpload``, and a mismatch aborts the upload, so nothing
+  becomes visible.
   The SHA-256 is kept as user metadata ``x-amz-meta-sha256``.
 - **Conditional create** (``if_absent``): ``If-None-Match: *`` on the PUT (412 ->
   :class:`ObjectExistsError`). The SDK's ``put_object`` cannot pass that header (it turns
@@ -65,6 +66,7 @@ import math
 import re
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, suppress
@@ -89,7 +91,7 @@ from archive.errors import (
 )
 from archive.model import StoredObject
 from archive.storage._parallel import Parallel
-from archive.storage.base import NewObject, check_key
+from archive.storage.base import NewBatch, NewObject, check_key
 
 __all__ = ["S3Storage", "parse_s3_time"]
 
@@ -98,10 +100,12 @@ T = TypeVar("T")
 
 MIB = 1024 * 1024
 DEFAULT_PART_SIZE = 6 * MIB
-"""S3 wants parts of at least 5 MiB (except the last). An upload holds at most two parts in
-memory: one being sent while the next is read and hashed."""
+"""S3 wants parts of at least 5 MiB (except the last). An upload holds at most
+``upload_parts`` parts in memory: those being sent, or read and hashed."""
 DEFAULT_PUT_WORKERS = 4
 """How many PUTs ``put_new`` sends at once."""
+DEFAULT_UPLOAD_PARTS = 2
+"""How many parts of one multipart upload are in memory and sent at once."""
 _MAX_PARTS = 10_000
 _READ_CHUNK = MIB
 _TRANSIENT_CODES = frozenset(
@@ -193,6 +197,7 @@ class S3Storage:
         guard_bucket: str | None = None,
         guard_timeout: timedelta = timedelta(minutes=5),
         put_workers: int = DEFAULT_PUT_WORKERS,
+        upload_parts: int = DEFAULT_UPLOAD_PARTS,
         clock: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -202,6 +207,8 @@ class S3Storage:
         """
         if part_size < 5 * MIB:
             raise ValueError("part_size must be at least 5 MiB (an S3 rule)")
+        if upload_parts < 1:
+            raise ValueError("upload_parts must be at least 1")
         parsed = urllib.parse.urlparse(endpoint if "://" in endpoint else f"//{endpoint}")
         if secure is None:
             secure = parsed.scheme != "http"
@@ -210,6 +217,7 @@ class S3Storage:
         self.guard_bucket = guard_bucket
         self._guard_timeout = guard_timeout
         self._part_size = part_size
+        self._upload_parts = upload_parts
         self._parallel = Parallel(put_workers, "s3-put")
         self._attempts = max(1, attempts)
         self._backoff = backoff
@@ -362,11 +370,43 @@ class S3Storage:
         """
         if retain_until is not None and retain_until.tzinfo is None:
             raise ValueError("retain_until must be timezone-aware")
-        for obj in objects:
-            check_key(obj.key)
-            digest = hashlib.sha256(obj.data).hexdigest()
-            if digest != obj.sha256.lower():
-                raise IntegrityError(obj.key, obj.sha256.lower(), digest)
+        _check_objects(objects)
+        self._put_checked(objects, retain_until)
+
+    def put_batches(self, batches: Sequence[NewBatch], *, then_delete: Sequence[str] = ()) -> None:
+        """Store batches of new objects in order (see :meth:`Storage.put_batches`).
+
+        Every acknowledged PUT is durable, so the batches simply go one after another: a
+        batch's PUTs at once (as ``put_new``), an ``exclusive`` one's objects each as
+        ``put(if_absent=True)`` (with the guard), then ``then_delete`` as ``delete``.
+
+        Raises:
+            IntegrityError, ObjectExistsError, ObjectLockedError, InvalidKeyError,
+            StorageUnavailableError: see :meth:`Storage.put_batches`.
+            ValueError: a ``retain_until`` is naive.
+        """
+        for batch in batches:
+            if batch.retain_until is not None and batch.retain_until.tzinfo is None:
+                raise ValueError("retain_until must be timezone-aware")
+            _check_objects(batch.objects)
+        for batch in batches:
+            if not batch.exclusive:
+                self._put_checked(batch.objects, batch.retain_until)
+                continue
+            for obj in batch.objects:
+                self.put(
+                    obj.key,
+                    io.BytesIO(obj.data),
+                    size=len(obj.data),
+                    sha256=obj.sha256,
+                    if_absent=True,
+                    retain_until=batch.retain_until,
+                )
+        for key in then_delete:
+            self.delete(key)
+
+    def _put_checked(self, objects: Sequence[NewObject], retain_until: datetime | None) -> None:
+        """``put_new`` of objects whose keys and hashes are checked."""
         lock_until = self._effective_retention(retain_until)
 
         def put_one(obj: NewObject) -> None:
@@ -459,25 +499,29 @@ class S3Storage:
             key,
             lambda: self._client._create_multipart_upload(self.bucket, key, dict(headers)),
         )
-        # One part is sent (in a worker thread) while the next is read and hashed here.
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-upload")
+        # Up to ``upload_parts`` parts are sent at once (worker threads; hashing and sending
+        # release the GIL); the next part is read and hashed here as soon as a slot is free,
+        # so at most ``upload_parts`` parts are in memory. With one part in flight the store
+        # had nothing to do while the next was read and hashed.
+        pool = ThreadPoolExecutor(self._upload_parts, thread_name_prefix="s3-upload")
         try:
             digest = hashlib.sha256()
             written = 0
             etags: list[tuple[int, str]] = []
-            pending: Future[str] | None = None
+            pending: deque[Future[str]] = deque()
             while written < size:
+                if len(pending) >= self._upload_parts:
+                    etags.append((len(etags) + 1, pending.popleft().result()))
                 chunk = _read_exactly(data, min(part_size, size - written))
                 if not chunk:
                     break
                 digest.update(chunk)
                 written += len(chunk)
-                if pending is not None:
-                    etags.append((len(etags) + 1, pending.result()))
-                pending = pool.submit(self._upload_part, key, upload_id, len(etags) + 1, chunk)
+                number = len(etags) + len(pending) + 1
+                pending.append(pool.submit(self._upload_part, key, upload_id, number, chunk))
                 del chunk
-            if pending is not None:
-                etags.append((len(etags) + 1, pending.result()))
+            while pending:
+                etags.append((len(etags) + 1, pending.popleft().result()))
             if written != size or data.read(1) or digest.hexdigest() != expected:
                 raise IntegrityError(key, expected, digest.hexdigest())
             self._complete(key, upload_id, etags, if_absent, expected, size)
@@ -811,6 +855,15 @@ class S3Storage:
         """Stop the upload threads and close the connection pool."""
         self._parallel.close()
         self._http.clear()
+
+
+def _check_objects(objects: Sequence[NewObject]) -> None:
+    """Raises: InvalidKeyError, IntegrityError (bytes that do not match their SHA-256)."""
+    for obj in objects:
+        check_key(obj.key)
+        digest = hashlib.sha256(obj.data).hexdigest()
+        if digest != obj.sha256.lower():
+            raise IntegrityError(obj.key, obj.sha256.lower(), digest)
 
 
 def _read_exactly(data: BinaryIO, n: int) -> bytes:

@@ -8,6 +8,7 @@ POINT: ``before-root-mets`` (killed as the commit marker is about to be written)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -30,14 +31,16 @@ def main() -> None:
     data_dir, pdf_file, point = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     services = build_services(KluisSettings(data_dir=Path(data_dir)))
     if point == "before-root-mets":
-        put = services.storage.put
+        put_batches = services.storage.put_batches
 
-        def put_then_die(key: str, *args: Any, **kwargs: Any) -> Any:
-            if key.startswith("aips/") and key.count("/") == 2 and key.endswith("/METS.xml"):
-                die()
-            return put(key, *args, **kwargs)
+        def put_then_die(batches: Any, **kwargs: Any) -> None:
+            # Every batch before the marker's, the intent included (fs would leave it out when
+            # a fresh package directory appears with one rename: this is the state of S3, or
+            # of fs without that rename), then the kill.
+            put_batches([dataclasses.replace(b, redo=False) for b in batches if not b.exclusive])
+            die()
 
-        services.storage.put = put_then_die  # type: ignore[method-assign]
+        services.storage.put_batches = put_then_die  # type: ignore[method-assign]
     elif point == "after-store":
         services.index.submit = lambda documents: die()  # type: ignore[method-assign]
     else:

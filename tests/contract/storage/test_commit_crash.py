@@ -9,6 +9,7 @@ committed and verified with every object under retention and no intent left, or 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -16,7 +17,7 @@ import pytest
 
 from archive.model import BuiltPackage
 from archive.package import build_aip
-from archive.storage.base import NewObject, Storage
+from archive.storage.base import NewBatch, NewObject, Storage
 from archive.store import AipStore
 from tests.support.eark import make_input
 
@@ -46,6 +47,15 @@ class _Crashing:
         for obj in objects:  # one write each, so a kill can cut a batch
             self._tick()
             self._inner.put_new([obj], **kwargs)
+
+    def put_batches(self, batches: list[NewBatch], *, then_delete: Sequence[str] = ()) -> None:
+        for batch in batches:  # one write per object, in order, so a kill can cut anywhere
+            for obj in batch.objects:
+                self._tick()
+                self._inner.put_batches([NewBatch([obj], batch.retain_until, batch.exclusive)])
+        for key in then_delete:
+            self._tick()
+            self._inner.delete(key)
 
     def set_retention(self, *args: Any, **kwargs: Any) -> Any:
         self._tick()

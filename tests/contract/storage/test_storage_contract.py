@@ -22,7 +22,7 @@ from archive.errors import (
     ObjectLockedError,
     ObjectNotFoundError,
 )
-from archive.storage.base import NewObject, Storage
+from archive.storage.base import NewBatch, NewObject, Storage
 from tests.contract.storage.conftest import Backend
 
 
@@ -194,6 +194,67 @@ def test_put_new_checks_every_hash_before_storing_anything(storage: Storage) -> 
         storage.put_new([good, bad])
     assert list(storage.keys("batch/")) == []
     storage.put_new([])  # nothing to do
+
+
+def test_put_batches_stores_every_batch_with_its_retention_then_deletes(
+    storage: Storage,
+) -> None:
+    until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    intent = _new("intents/p1", b"redo record")
+    files = [_new(f"pkg/p1/{d}/f{i}", f"{d}{i}".encode() * 50) for d in "ab" for i in range(3)]
+    marker = _new("pkg/p1/METS.xml", b"<mets/>")
+    storage.put_batches(
+        [
+            NewBatch([intent], redo=True),
+            NewBatch(files, until),
+            NewBatch([marker], until, exclusive=True),
+        ],
+        then_delete=[intent.key],
+    )
+    assert list(storage.keys("intents/")) == []  # deleted (or, fs, never needed)
+    assert list(storage.keys("pkg/")) == sorted(o.key for o in [*files, marker])
+    for obj in [*files, marker]:
+        assert read(storage, obj.key) == obj.data
+        st = storage.stat(obj.key)
+        assert (st.size, st.sha256, st.retain_until) == (len(obj.data), obj.sha256, until)
+    with pytest.raises(ObjectLockedError):
+        storage.delete(marker.key)
+    # Without retention nothing is locked; an exclusive batch meets an existing key.
+    storage.put_batches([NewBatch([_new("plain/a/x", b"x")]), NewBatch([_new("plain/m", b"m")])])
+    storage.delete("plain/a/x")
+    with pytest.raises(ObjectExistsError):
+        storage.put_batches([NewBatch([marker], exclusive=True)])
+
+
+def test_put_batches_checks_every_hash_before_storing_anything(storage: Storage) -> None:
+    good = _new("pb/a/good", b"good")
+    bad = NewObject("pb/a/bad", b"bad", hashlib.sha256(b"other").hexdigest())
+    with pytest.raises(IntegrityError):
+        storage.put_batches([NewBatch([good]), NewBatch([_new("pb/b/x", b"x")]), NewBatch([bad])])
+    assert list(storage.keys("")) == []
+
+
+def test_put_batches_stops_at_an_exclusive_conflict_after_storing_those_before(
+    storage: Storage,
+) -> None:
+    storage.put_batches([NewBatch([_new("pc/p1/METS.xml", b"first")], exclusive=True)])
+    files = [_new("pc/p1/data/a", b"a"), _new("pc/p1/data/b", b"b")]
+    with pytest.raises(ObjectExistsError):
+        storage.put_batches(
+            [
+                NewBatch([_new("pc/intent", b"intent")]),
+                NewBatch(files),
+                NewBatch([_new("pc/p1/METS.xml", b"second")], exclusive=True),
+                NewBatch([_new("pc/after", b"never")]),
+            ]
+        )
+    assert read(storage, "pc/p1/METS.xml") == b"first"
+    assert list(storage.keys("pc/")) == [
+        "pc/intent",
+        "pc/p1/METS.xml",
+        "pc/p1/data/a",
+        "pc/p1/data/b",
+    ]
 
 
 def test_retention_can_be_extended_not_shortened(storage: Storage) -> None:

@@ -13,6 +13,7 @@ import os
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,8 @@ from archive.errors import (
     ObjectLockedError,
     StorageUnavailableError,
 )
-from archive.storage.base import NewObject
+from archive.storage import fs as fs_module
+from archive.storage.base import NewBatch, NewObject
 from archive.storage.fs import FsStorage
 from tests.unit.archive.conftest import Clock
 
@@ -267,3 +269,100 @@ def test_missing_root_is_unavailable(tmp_path: Path) -> None:
     (tmp_path / "gone").rmdir()
     with pytest.raises(StorageUnavailableError):
         list(fs.keys(""))
+
+
+def _hidden(root: Path) -> list[str]:
+    """Temp files and staging directories left anywhere below ``root``."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob(".*"))
+
+
+def _commit_batches(clock: Clock) -> tuple[list[NewBatch], list[NewObject]]:
+    """An intent, a package's files in subdirectories and its marker, like AipStore.commit."""
+    until = clock.now + timedelta(days=30)
+    files = [_new(f"aips/p1/{d}/f{i}", f"{d}{i}".encode()) for d in ("m", "r/d") for i in (1, 2)]
+    marker = _new("aips/p1/METS.xml", b"<mets/>")
+    batches = [
+        NewBatch([_new("commit-intents/p1", b"intent")], redo=True),
+        NewBatch(files, until),
+        NewBatch([marker], until, exclusive=True),
+    ]
+    return batches, [*files, marker]
+
+
+class _Rounds:
+    """Counts the fsync rounds (calls of the storage's thread fan-out) and what each synced."""
+
+    def __init__(self, fs: FsStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sizes: list[int] = []
+        real = fs._parallel.run
+
+        def run(fn: Any, items: Any) -> Any:
+            self.sizes.append(len(items))
+            return real(fn, items)
+
+        monkeypatch.setattr(fs._parallel, "run", run)
+
+
+def test_a_fresh_package_appears_with_one_rename_after_one_fsync_round(
+    fs: FsStorage, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches, stored = _commit_batches(clock)
+    (fs.root / "commit-intents").mkdir()
+    (fs.root / "aips").mkdir()
+    rounds = _Rounds(fs, monkeypatch)
+    fs.put_batches(batches, then_delete=["commit-intents/p1"])
+    # One round for the intent's temp file, the 5 files and the 4 staged directories (p1,
+    # m, r, r/d), then one fsync of aips/ after the rename. The intent was never needed:
+    # no crash could show the files without their marker. So it was never published.
+    assert rounds.sizes == [10, 1]
+    assert list(fs.keys("")) == sorted(o.key for o in stored)
+    assert all(fs.stat(o.key).retain_until == clock.now + timedelta(days=30) for o in stored)
+    assert _hidden(fs.root) == []
+
+
+def test_a_package_directory_that_appears_meanwhile_gets_the_ordered_publication(
+    fs: FsStorage, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches, stored = _commit_batches(clock)
+    real = fs_module._rename_noreplace
+    intents: list[bool] = []
+
+    def raced(src: Path, dst: Path) -> bool:
+        dst.mkdir()  # another writer's directory: the stage must not replace it
+        return real(src, dst)
+
+    monkeypatch.setattr(fs_module, "_rename_noreplace", raced)
+    real_publish = fs._publish_batch
+
+    def publish(items: Any, exclusive: bool, dirs: Any) -> None:
+        intents.append(fs.exists("commit-intents/p1"))
+        real_publish(items, exclusive, dirs)
+
+    monkeypatch.setattr(fs, "_publish_batch", publish)
+    fs.put_batches(batches, then_delete=["commit-intents/p1"])
+    # The intent went first (the files became visible one batch at a time), then was removed.
+    assert intents == [False, True, True]
+    assert list(fs.keys("")) == sorted(o.key for o in stored)
+    assert _hidden(fs.root) == []
+
+
+def test_without_renameat2_batches_are_published_in_order(
+    fs: FsStorage, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches, stored = _commit_batches(clock)
+    fs._noreplace = False  # as on a system or filesystem without RENAME_NOREPLACE
+    rounds = _Rounds(fs, monkeypatch)
+    fs.put_batches(batches, then_delete=["commit-intents/p1"])
+    assert len(rounds.sizes) == 4  # the bytes, then each batch's directories
+    assert list(fs.keys("")) == sorted(o.key for o in stored)
+    assert _hidden(fs.root) == []
+
+
+def test_a_batch_that_fails_leaves_no_temp_files(fs: FsStorage, clock: Clock) -> None:
+    batches, _ = _commit_batches(clock)
+    fs.put_batches([batches[2]])  # the marker exists: the package directory is not fresh
+    with pytest.raises(ObjectExistsError):
+        fs.put_batches(batches)
+    # The intent and the files are stored (the batches before the marker's), no temp is left.
+    assert len(list(fs.keys(""))) == 6
+    assert _hidden(fs.root) == []

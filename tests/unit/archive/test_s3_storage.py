@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -129,6 +131,36 @@ def test_multipart_mismatch_stores_nothing(server: S3Server) -> None:
     assert not storage.exists("bad")
     uploads = server.client()._list_multipart_uploads(storage.bucket)
     assert list(uploads.uploads) == []
+
+
+@pytest.mark.s3
+def test_multipart_sends_parts_at_once_and_keeps_their_order(
+    server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = server.storage(part_size=5 * MIB, upload_parts=3)
+    data = os.urandom(17 * MIB)  # 4 parts, the last one short
+    lock = threading.Lock()
+    active = [0, 0]  # now, most at once
+    real = storage._upload_part
+
+    def upload(key: str, upload_id: str, number: int, chunk: bytes) -> str:
+        with lock:
+            active[0] += 1
+            active[1] = max(active)
+        try:
+            time.sleep(0.05)  # let the next part catch up with this one
+            return real(key, upload_id, number, chunk)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(storage, "_upload_part", upload)
+    storage.put("parts", io.BytesIO(data), size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    assert 2 <= active[1] <= 3
+    with storage.open("parts") as handle:
+        assert handle.read() == data
+    with pytest.raises(ValueError):
+        server.storage(upload_parts=0)
 
 
 @pytest.mark.s3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,14 +20,29 @@ from archive.errors import (
     PackageCommittedError,
     PackageNotFoundError,
 )
-from archive.model import BuiltPackage, PackageInput, StoredObject
+from archive.model import BuiltPackage, PackageInput
 from archive.package import build_aip
+from archive.storage.base import NewBatch
 from archive.storage.fs import FsStorage
 from archive.store import AipStore
 from tests.support.eark import make_input
 from tests.unit.archive.conftest import Clock
 
 OTHER_ID = "0b7d1f0e-3c2a-4e59-9d84-1a2b3c4d5e6f"
+
+
+def _kill_before_marker(fs: FsStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next commit is killed right before its root METS (the commit marker): every batch
+    before the marker's is stored, then the process "dies". (fs makes a fresh package's files
+    and marker appear with one rename, without its intent; the state made here is that of S3,
+    or of fs when that rename is impossible.)"""
+    real = fs.put_batches
+
+    def killed(batches: Sequence[NewBatch], **kwargs: Any) -> None:
+        real([dataclasses.replace(b, redo=False) for b in batches if not b.exclusive])
+        raise RuntimeError("process killed before the commit marker")
+
+    monkeypatch.setattr(fs, "put_batches", killed)
 
 
 def _write_all_but_root(fs: FsStorage, pkg: BuiltPackage) -> None:
@@ -194,14 +210,7 @@ def test_interrupted_commit_with_retention_is_completed_not_discarded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     until = clock.now + timedelta(days=3650)
-    real_put = fs.put
-
-    def crashing_put(key: str, *args: Any, **kwargs: Any) -> StoredObject:
-        if key == f"aips/{pkg.aip_id}/METS.xml":
-            raise RuntimeError("process killed before the commit marker")
-        return real_put(key, *args, **kwargs)
-
-    monkeypatch.setattr(fs, "put", crashing_put)
+    _kill_before_marker(fs, monkeypatch)
     with pytest.raises(RuntimeError):
         store.commit(pkg, retain_until=until)
     monkeypatch.undo()
@@ -223,14 +232,7 @@ def test_interrupted_commit_with_retention_is_completed_not_discarded(
 def test_interrupted_commit_without_retention_is_discarded(
     store: AipStore, fs: FsStorage, pkg: BuiltPackage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_put = fs.put
-
-    def crashing_put(key: str, *args: Any, **kwargs: Any) -> StoredObject:
-        if key == f"aips/{pkg.aip_id}/METS.xml":
-            raise RuntimeError("process killed before the commit marker")
-        return real_put(key, *args, **kwargs)
-
-    monkeypatch.setattr(fs, "put", crashing_put)
+    _kill_before_marker(fs, monkeypatch)
     with pytest.raises(RuntimeError):
         store.commit(pkg)
     monkeypatch.undo()
@@ -249,10 +251,7 @@ def test_a_retried_commit_reuses_the_interrupted_attempts_intent(
 ) -> None:
     until = clock.now + timedelta(days=30)
 
-    def killed(*args: Any, **kwargs: Any) -> StoredObject:
-        raise RuntimeError("process killed before the commit marker")
-
-    monkeypatch.setattr(fs, "put", killed)
+    _kill_before_marker(fs, monkeypatch)
     with pytest.raises(RuntimeError):
         store.commit(pkg, retain_until=until)
     monkeypatch.undo()
@@ -274,13 +273,14 @@ def test_large_files_skip_the_intent_and_are_sealed_after_the_marker(
     monkeypatch.setattr("archive.store.INTENT_MAX_FILE", 4096)
     until = clock.now + timedelta(days=30)
     seen: list[bytes] = []
-    real_put_new = fs.put_new
+    real_put_batches = fs.put_batches
 
-    def spy(objects: Any, **kwargs: Any) -> None:
+    def spy(batches: Sequence[NewBatch], **kwargs: Any) -> None:
+        objects = [o for b in batches for o in b.objects]
         seen.extend(o.data for o in objects if o.key.startswith("commit-intents/"))
-        real_put_new(objects, **kwargs)
+        real_put_batches(batches, **kwargs)
 
-    monkeypatch.setattr(fs, "put_new", spy)
+    monkeypatch.setattr(fs, "put_batches", spy)
     store.commit(pkg, retain_until=until)
     [intent] = seen
     large = [p for p, d in pkg.files.items() if len(d) > 4096]
@@ -297,14 +297,7 @@ def test_an_intent_past_its_retention_is_discarded_never_finished(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A package disposed of after its retention must not come back from a leftover intent."""
-    real_put = fs.put
-
-    def crashing_put(key: str, *args: Any, **kwargs: Any) -> StoredObject:
-        if key == f"aips/{pkg.aip_id}/METS.xml":
-            raise RuntimeError("process killed before the commit marker")
-        return real_put(key, *args, **kwargs)
-
-    monkeypatch.setattr(fs, "put", crashing_put)
+    _kill_before_marker(fs, monkeypatch)
     with pytest.raises(RuntimeError):
         store.commit(pkg, retain_until=clock.now + timedelta(days=1))
     monkeypatch.undo()

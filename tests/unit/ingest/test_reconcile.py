@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import uuid
@@ -54,14 +55,14 @@ def _interrupted(
 ) -> BuiltPackage:
     """A package whose commit was killed as it was about to write its root METS."""
     pkg = build_aip(make_input(aip_id=str(uuid.uuid4())))
-    real_put = fs.put
+    real_put_batches = fs.put_batches
 
-    def killed(key: str, *args: Any, **kwargs: Any) -> Any:
-        if key.endswith(f"{pkg.aip_id}/METS.xml"):
-            raise RuntimeError("killed before the commit marker")
-        return real_put(key, *args, **kwargs)
+    def killed(batches: Any, **kwargs: Any) -> None:
+        before = [dataclasses.replace(b, redo=False) for b in batches if not b.exclusive]
+        real_put_batches(before)  # all before the marker, as on S3 (see test_store.py)
+        raise RuntimeError("killed before the commit marker")
 
-    monkeypatch.setattr(fs, "put", killed)
+    monkeypatch.setattr(fs, "put_batches", killed)
     with pytest.raises(RuntimeError):
         store.commit(pkg, retain_until=retain_until)
     monkeypatch.undo()
@@ -122,7 +123,12 @@ def test_a_leftover_intent_of_a_committed_package_is_deleted(
     store: AipStore, fs: FsStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pkg = build_aip(make_input(aip_id=str(uuid.uuid4())))
-    monkeypatch.setattr(fs, "delete", lambda key: None)  # killed before deleting its intent
+    real_put_batches = fs.put_batches
+
+    def killed(batches: Any, **kwargs: Any) -> None:  # killed before deleting its intent
+        real_put_batches([dataclasses.replace(b, redo=False) for b in batches])
+
+    monkeypatch.setattr(fs, "put_batches", killed)
     store.commit(pkg, retain_until=T0 + timedelta(days=1))
     monkeypatch.undo()
     assert list(store.commit_intents()) == [pkg.aip_id]
