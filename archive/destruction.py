@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -35,15 +36,17 @@ from archive import layout
 from archive.commit_intent import intent_key
 from archive.errors import ObjectExistsError, ObjectLockedError, ObjectNotFoundError
 from archive.events import EVENTS_PREFIX
-from archive.storage.base import NewObject, Storage, check_key
+from archive.storage.base import NewBatch, NewObject, Storage, check_key
 
 __all__ = [
     "TOMBSTONE_PREFIX",
     "Tombstone",
     "destroy_document",
     "destroy_documents",
+    "destroy_planned",
     "document_keys",
     "iter_tombstones",
+    "plan_destruction",
     "read_tombstone",
     "remove_tombstone",
     "root_mets_sha256",
@@ -121,32 +124,30 @@ def write_tombstone(storage: Storage, tombstone: Tombstone) -> Tombstone:
 
 
 def write_tombstones(storage: Storage, tombstones: Sequence[Tombstone]) -> dict[str, Tombstone]:
-    """Create many tombstones in one batched durable write (:meth:`Storage.put_new`: one
-    directory sync instead of one per tombstone); return the stored tombstone per document,
-    which is an earlier writer's where one exists.
+    """Create many tombstones in one batched durable write (:meth:`Storage.put_batches`,
+    one ``exclusive`` batch: strict conditional creates, made durable together instead of
+    one sync each); return the stored tombstone per document, which is an earlier writer's
+    where one exists.
 
-    When any of them exists already, each is created on its own with a strict conditional
-    create (:func:`write_tombstone`). ``put_new`` itself notices an existing object only on
-    fs: on a store that ignores ``If-None-Match`` (Ceph RGW with versioning), a tombstone
-    written by a concurrent execution of another proposal holding the same document could
-    be replaced. Sweeps never put a document in two open proposals, and the scheduler runs
-    executions under one lease, so that needs two archivists executing two such proposals
-    at the same moment; both certificates would then list the document.
+    When any of them exists already (a resumed or concurrent execution), the batch fails
+    with :class:`ObjectExistsError` and each is settled on its own with a strict
+    conditional create (:func:`write_tombstone`), which returns the stored one.
 
     Raises:
         InvalidKeyError, StorageUnavailableError.
     """
-    keyed = [(_tombstone_key(t.document_id), t) for t in tombstones]
-    if not any(storage.exists(key) for key, _ in keyed):
-        objects = []
-        for key, tomb in keyed:
-            raw = tomb.to_json()
-            objects.append(NewObject(key, raw, hashlib.sha256(raw).hexdigest()))
+    objects = []
+    for tomb in tombstones:
+        raw = tomb.to_json()
+        objects.append(
+            NewObject(_tombstone_key(tomb.document_id), raw, hashlib.sha256(raw).hexdigest())
+        )
+    if objects:
         try:
-            storage.put_new(objects)
+            storage.put_batches([NewBatch(objects, exclusive=True)])
             return {t.document_id: t for t in tombstones}
         except ObjectExistsError:
-            pass  # a concurrent writer: settle each one strictly
+            pass  # settle each one strictly
     return {t.document_id: write_tombstone(storage, t) for t in tombstones}
 
 
@@ -259,19 +260,60 @@ def destroy_document(
     return len(keys)
 
 
+def plan_destruction(
+    storage: Storage,
+    document_id: str,
+    aip_ids: Sequence[str] = (),
+    *,
+    extra_prefixes: Sequence[str] = (),
+    now: datetime,
+) -> list[str]:
+    """Every key of the document (:func:`document_keys`) after checking that no lock
+    forbids deleting any of them at ``now``: what :func:`destroy_planned` deletes.
+
+    Raises:
+        ObjectLockedError: an object is under retention or legal hold.
+        InvalidKeyError, StorageUnavailableError.
+    """
+    keys = document_keys(storage, document_id, aip_ids, extra_prefixes=extra_prefixes)
+    _check_unlocked(storage, keys, now)
+    return keys
+
+
+def destroy_planned(storage: Storage, plans: Sequence[Sequence[str]]) -> None:
+    """Delete planned documents (:func:`plan_destruction`) in the order of
+    :func:`destroy_document`, batched: the root METS of every document first (one durable
+    ``delete_many``), then everything else (another), so a directory is synced once per
+    batch instead of once per object.
+
+    Raises:
+        ObjectLockedError: a lock appeared since the plan (the storage checks every object
+            of a call before it deletes any; a rerun finishes).
+        InvalidKeyError, StorageUnavailableError.
+    """
+    roots: list[str] = []
+    rest: list[str] = []
+    for keys in plans:
+        for key in keys:
+            (roots if key.endswith("/" + layout.ROOT_METS) and key.count("/") == 2 else rest
+             ).append(key)  # fmt: skip
+    storage.delete_many(roots)
+    storage.delete_many(rest)
+
+
 def destroy_documents(
     storage: Storage,
     documents: Sequence[tuple[str, Sequence[str]]],
     *,
     extra_prefixes: Callable[[str], Sequence[str]] = lambda _doc: (),
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    workers: int = 1,
 ) -> dict[str, ObjectLockedError]:
     """Delete many documents (``(document id, known AIP ids)`` each) in one go; return the
     documents a lock protects, untouched, with the error that says why.
 
-    The same order as :func:`destroy_document`, batched: the root METS of every document
-    first (one durable ``delete_many``), then everything else (another), so a directory is
-    synced once per batch instead of once per object.
+    :func:`plan_destruction` of each (on ``workers`` threads: listings and lock checks wait
+    on storage), then :func:`destroy_planned` of those no lock protects.
 
     Raises:
         ObjectLockedError: a lock appeared between the check and the deletion (the
@@ -279,22 +321,28 @@ def destroy_documents(
         InvalidKeyError, StorageUnavailableError.
     """
     now = clock()
-    refused: dict[str, ObjectLockedError] = {}
-    roots: list[str] = []
-    rest: list[str] = []
-    for document_id, aip_ids in documents:
-        keys = document_keys(storage, document_id, aip_ids,
-                             extra_prefixes=extra_prefixes(document_id))  # fmt: skip
+
+    def plan(document: tuple[str, Sequence[str]]) -> list[str] | ObjectLockedError:
+        document_id, aip_ids = document
         try:
-            _check_unlocked(storage, keys, now)
+            extra = extra_prefixes(document_id)
+            return plan_destruction(storage, document_id, aip_ids, extra_prefixes=extra, now=now)
         except ObjectLockedError as exc:
-            refused[document_id] = exc
-            continue
-        for key in keys:
-            (roots if key.endswith("/" + layout.ROOT_METS) and key.count("/") == 2 else rest
-             ).append(key)  # fmt: skip
-    storage.delete_many(roots)
-    storage.delete_many(rest)
+            return exc
+
+    if workers > 1 and len(documents) > 1:
+        with ThreadPoolExecutor(min(workers, len(documents)), "destroy") as pool:
+            plans = list(pool.map(plan, documents))
+    else:
+        plans = [plan(document) for document in documents]
+    refused: dict[str, ObjectLockedError] = {}
+    planned: list[list[str]] = []
+    for (document_id, _), found in zip(documents, plans, strict=True):
+        if isinstance(found, ObjectLockedError):
+            refused[document_id] = found
+        else:
+            planned.append(found)
+    destroy_planned(storage, planned)
     return refused
 
 

@@ -5,17 +5,23 @@ execution starts, so a resumed run cuts the same batches). For each batch:
 
 1. **Re-check** every item against storage through :class:`RetentionFacts` (never the
    index): due today, not held, action still ``destroy``/``transfer``. Items that are not
-   are skipped and reported with the reason.
+   are skipped and reported with the reason. The state read for the decision also gives
+   the versions and their root METS hashes, so nothing is read twice.
 2. **Intent** ``journal/<n>.intent.json`` (conditional create): per item the outcome and,
    for those to dispose of, the versions and the SHA-256 of each version's root METS, taken
    before anything is deleted.
-3. Per item: the **transfer export** (``transfer`` only), the **tombstone** and a last look
-   for holds; then the batch's documents are deleted together, every version with its event
-   records, version claims and retention records (:func:`archive.destruction.
-   destroy_documents`: first versions' root METS first, a few durable batch deletes instead
-   of one sync per object). Hold markers are never deleted. Then the batch is removed from
-   the index.
+3. Per item the **transfer export** (``transfer`` only); the batch's **tombstones** in one
+   durable batched write; a **last look** for holds right before the deletion; then the
+   batch's documents are deleted together, every version with its event records, version
+   claims and retention records (:func:`archive.destruction.destroy_documents`: first
+   versions' root METS first, two durable batch deletes instead of one sync per object,
+   the files removed by many threads at once). Hold markers are never deleted. Then the
+   batch is removed from the index.
 4. **Done** ``journal/<n>.done.json`` with the final outcomes, and a PREMIS event.
+
+Two batches are in flight: while batch n is deleted (on its own thread; the deletion waits
+on the disk) batch n+1 goes through steps 1-3 up to its tombstones. Each batch keeps its
+own order, so a crash leaves at most two batches open, each finished from its intent.
 
 A crash anywhere resumes from the journal: a batch with a done record is not touched again;
 a batch with only an intent is finished from it (deleting a missing key is a no-op, the
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import islice
@@ -38,7 +44,8 @@ from typing import Any
 from archive import layout
 from archive.destruction import (
     Tombstone,
-    destroy_documents,
+    destroy_planned,
+    plan_destruction,
     read_tombstone,
     remove_tombstone,
     root_mets_sha256,
@@ -116,8 +123,11 @@ def _check(ctx: _Context, item: ProposalItem) -> dict[str, Any]:
         return _skip(item, f"action is now {state.action}")
     if not state.is_due(ctx.today):
         return _skip(item, f"not due before {state.disposable_on() or 'never'}")
-    aip_ids = list(ctx.versions(item.document_id))
-    hashes = [{"aip_id": a, "root_mets_sha256": root_mets_sha256(ctx.storage, a)} for a in aip_ids]
+    if state.versions and len(state.root_mets_sha256) == len(state.versions):
+        pairs = list(zip(state.versions, state.root_mets_sha256, strict=True))
+    else:  # a RetentionFacts that does not say: read them
+        pairs = [(a, root_mets_sha256(ctx.storage, a)) for a in ctx.versions(item.document_id)]
+    hashes = [{"aip_id": a, "root_mets_sha256": h} for a, h in pairs]
     return {
         "document_id": item.document_id,
         "outcome": state.action,
@@ -153,13 +163,22 @@ def _prepare(ctx: _Context, entry: dict[str, Any], resumed: bool) -> dict[str, A
     if entry["outcome"] == "transfer":
         export = export_document(ctx.storage, ctx.proposal_id, doc, aip_ids)
         done["export"] = {"key": export.key, "sha256": export.sha256, "size": export.size}
-    holds = holds_in_force(ctx.storage, doc)
-    if holds and _committed(ctx.storage, doc):
-        # Placed after the check: the hold's marker may precede its object locks.
-        _drop_our_tombstone(ctx, doc)
-        return _skip_id(doc, "under legal hold: " + ", ".join(holds))
     done["ready"] = True
     return done
+
+
+def _last_look(ctx: _Context, entry: dict[str, Any]) -> dict[str, Any]:
+    """Right before the batch is deleted (its tombstones are written): a hold placed after
+    the check keeps its document, whose tombstone then goes again. The hold's marker may
+    precede its object locks, so the marker is what counts here."""
+    if not entry.get("ready"):
+        return entry
+    doc = entry["document_id"]
+    holds = holds_in_force(ctx.storage, doc)
+    if holds and _committed(ctx.storage, doc):
+        _drop_our_tombstone(ctx, doc)
+        return _skip_id(doc, "under legal hold: " + ", ".join(holds))
+    return entry
 
 
 def _tombstones(ctx: _Context, prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -196,33 +215,37 @@ def _prepare_from_tombstone(ctx: _Context, document_id: str) -> dict[str, Any]:
             "disposed_at": tomb.disposed_at.isoformat(), "ready": True}  # fmt: skip
 
 
+def _plan(ctx: _Context, entry: dict[str, Any]) -> list[str] | ObjectLockedError:
+    """The keys of a ``ready`` entry's document, every lock checked (or the lock that
+    protects it)."""
+    doc = entry["document_id"]
+    try:
+        return plan_destruction(
+            ctx.storage, doc, [v["aip_id"] for v in entry["versions"]],
+            extra_prefixes=ctx.extra_prefixes(doc), now=ctx.clock(),
+        )  # fmt: skip
+    except ObjectLockedError as exc:
+        return exc
+
+
 def _destroy(
-    ctx: _Context, pool: ThreadPoolExecutor, workers: int, prepared: list[dict[str, Any]]
+    ctx: _Context,
+    prepared: list[dict[str, Any]],
+    plans: dict[str, list[str] | ObjectLockedError],
 ) -> list[dict[str, Any]]:
-    """Delete every ``ready`` document of the batch, in ``workers`` slices at once (each
-    slice one ``delete_many`` pair); return the final outcomes."""
-    ready = [
-        (e["document_id"], [v["aip_id"] for v in e["versions"]])
-        for e in prepared
-        if e.pop("ready", False)
-    ]
-    slices = [ready[i::workers] for i in range(workers) if ready[i::workers]]
-    refused: dict[str, ObjectLockedError] = {}
-    for found in pool.map(
-        lambda part: destroy_documents(
-            ctx.storage, part, extra_prefixes=ctx.extra_prefixes, clock=ctx.clock
-        ),
-        slices,
-    ):
-        refused.update(found)
+    """Delete every ``ready`` document of the batch (:func:`destroy_planned`: two batch
+    deletes); return the final outcomes. A document a lock protects is skipped."""
+    ready = {e["document_id"]: None for e in prepared if e.pop("ready", False)}
+    destroy_planned(ctx.storage, [p for d in ready if isinstance(p := plans[d], list)])
     outcomes = []
     for entry in prepared:
         doc = entry["document_id"]
-        if doc in refused:
+        refused = plans.get(doc) if doc in ready else None
+        if isinstance(refused, ObjectLockedError):
             if not _committed(ctx.storage, doc):
-                raise refused[doc]  # half-deleted by an earlier run and now locked: stop
+                raise refused  # half-deleted by an earlier run and now locked: stop
             _drop_our_tombstone(ctx, doc)
-            entry = _skip_id(doc, f"locked: {refused[doc]}")
+            entry = _skip_id(doc, f"locked: {refused}")
         outcomes.append(entry)
     return outcomes
 
@@ -299,11 +322,7 @@ def execute(
     )
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispose") as pool:
-        for n, batch in enumerate(_batches(proposals.items(proposal_id), size)):
-            if proposals.read_record(proposal_id, f"journal/{n:06d}.done.json") is None:
-                _run_batch(ctx, pool, index, n, batch, new_id)
-            if progress is not None:
-                progress(len(batch))
+        _run_batches(ctx, pool, index, new_id, progress, size)
     certificate = store_certificate(
         proposals.storage,
         ctx.certificate_id,
@@ -327,14 +346,19 @@ def execute(
     return _result(proposal_id, proposals.ensure_record(proposal_id, "executed.json", summary))
 
 
-def _run_batch(
-    ctx: _Context,
-    pool: ThreadPoolExecutor,
-    index: Index,
-    n: int,
-    batch: list[ProposalItem],
-    new_id: Callable[[], str],
-) -> None:
+@dataclass(frozen=True)
+class _Staged:
+    """A batch whose intent is recorded, whose tombstones are written and whose documents'
+    keys are listed and lock-checked: ready to delete."""
+
+    n: int
+    prepared: list[dict[str, Any]]
+    plans: dict[str, list[str] | ObjectLockedError]
+
+
+def _stage(ctx: _Context, pool: ThreadPoolExecutor, n: int, batch: list[ProposalItem]) -> _Staged:
+    """Steps 1-3 of a batch up to its deletion: re-check, intent, exports, tombstones, and
+    the keys to delete with their locks checked."""
     intent_name = f"journal/{n:06d}.intent.json"
     intent = ctx.proposals.read_record(ctx.proposal_id, intent_name)
     resumed = intent is not None
@@ -345,7 +369,24 @@ def _run_batch(
     if any(e["outcome"] == "resume" for e in intent["items"]):
         resumed = True  # an earlier run's tombstone without its journal: finish from storage
     prepared = list(pool.map(lambda e: _prepare(ctx, e, resumed), intent["items"]))
-    outcomes = _destroy(ctx, pool, ctx.workers, _tombstones(ctx, prepared))
+    prepared = _tombstones(ctx, prepared)
+    ready = [e for e in prepared if e.get("ready")]
+    plans = dict(zip([e["document_id"] for e in ready], pool.map(lambda e: _plan(ctx, e), ready),
+                     strict=True))  # fmt: skip
+    return _Staged(n, prepared, plans)
+
+
+def _finish(
+    ctx: _Context,
+    pool: ThreadPoolExecutor,
+    index: Index,
+    staged: _Staged,
+    new_id: Callable[[], str],
+) -> None:
+    """Step 3's deletion and step 4 of a staged batch: last look, delete, index, done."""
+    n = staged.n
+    looked = list(pool.map(lambda e: _last_look(ctx, e), staged.prepared))
+    outcomes = _destroy(ctx, looked, staged.plans)
     gone = [e["document_id"] for e in outcomes if e["outcome"] in ("destroy", "transfer")]
     try:
         index.remove(gone)
@@ -361,6 +402,46 @@ def _run_batch(
                             f"batch {n}: {len(ids)} documents: " + " ".join(ids),
                             ("kluis",)),
             )  # fmt: skip
+
+
+def _run_batches(
+    ctx: _Context,
+    pool: ThreadPoolExecutor,
+    index: Index,
+    new_id: Callable[[], str],
+    progress: Callable[[int], None] | None,
+    size: int,
+) -> None:
+    """Every batch without a done record, two at a time: batch n is deleted (waiting on
+    the disk, mostly) on its own thread while batch n+1 is checked, exported and
+    tombstoned. Each batch keeps its own order (intent, tombstones, deletion, done), so a
+    crash leaves at most two open batches, each finished from its intent like one."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispose-delete") as deleter:
+        pending: Future[None] | None = None
+        pending_ids: set[str] = set()
+        pending_size = 0
+
+        def settle() -> None:
+            nonlocal pending
+            if pending is not None:
+                pending.result()
+                pending = None
+                if progress is not None:
+                    progress(pending_size)
+
+        for n, batch in enumerate(_batches(ctx.proposals.items(ctx.proposal_id), size)):
+            if ctx.proposals.read_record(ctx.proposal_id, f"journal/{n:06d}.done.json"):
+                if progress is not None:
+                    progress(len(batch))
+                continue
+            ids = {item.document_id for item in batch}
+            if ids & pending_ids:
+                settle()  # the same document twice: check it only after its deletion
+            staged = _stage(ctx, pool, n, batch)
+            settle()
+            pending = deleter.submit(_finish, ctx, pool, index, staged, new_id)
+            pending_ids, pending_size = ids, len(batch)
+        settle()
 
 
 def _done_entries(ctx: _Context, batches: int) -> Iterator[dict[str, Any]]:

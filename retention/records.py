@@ -37,11 +37,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TypeVar, cast
 
 from archive import layout as aip_layout
+from archive.destruction import root_mets_sha256
 from archive.errors import (
     InvalidKeyError,
     InvalidPackageError,
     ObjectExistsError,
     ObjectNotFoundError,
+    PackageNotFoundError,
 )
 from archive.events import EventLog
 from archive.model import DocumentMetadata, PremisEvent
@@ -278,7 +280,17 @@ class RetentionRecords:
             StorageUnavailableError.
         """
         versions = self._store.versions(document_id)
-        current = self.current(document_id)
+        key = latest_record_key(self._storage, document_id)
+        try:
+            if key is not None:
+                current = self._read_record(document_id, key)
+                first = root_mets_sha256(self._storage, document_id)
+            else:  # the baseline: the root METS read for the metadata also gives its hash
+                meta, first = self._store.metadata_and_root_sha256(document_id)
+                current = self._baseline(document_id, meta)
+            hashes = (first, *(root_mets_sha256(self._storage, a) for a in versions[1:]))
+        except ObjectNotFoundError as exc:  # being destroyed while we read it
+            raise PackageNotFoundError(document_id) from exc
         locks = [
             self._storage.stat(aip_layout.aip_key(a, aip_layout.ROOT_METS)).retain_until
             for a in versions
@@ -293,6 +305,8 @@ class RetentionRecords:
             retention_until=current.retention_until,
             locked_until=_lock_date(max(dated)) if dated else None,
             holds=holds_in_force(self._storage, document_id),
+            versions=tuple(versions),
+            root_mets_sha256=hashes,
         )
 
     def current(self, document_id: str, meta: DocumentMetadata | None = None) -> RetentionRecord:

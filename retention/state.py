@@ -41,6 +41,12 @@ class RetentionState:
     """Object-lock retention in force on the package's objects (``None``: no lock)."""
     holds: tuple[str, ...] = ()
     """Ids of the legal holds in force on the document."""
+    versions: tuple[str, ...] = ()
+    """AIP ids of the committed versions, oldest (``document_id``) first, as read for this
+    state (empty when the implementation does not say)."""
+    root_mets_sha256: tuple[str, ...] = ()
+    """SHA-256 of each version's root METS (its manifest hash), in ``versions`` order, from
+    the same reads the state was decided on: disposal records them without reading again."""
 
     @property
     def on_hold(self) -> bool:

@@ -418,3 +418,97 @@ def test_an_interrupted_sweep_leaves_no_visible_proposal(world: World) -> None:
     assert list(world.disposal.proposals.ids()) == []
     proposal = world.disposal.sweep("kluis").proposal
     assert proposal is not None and proposal.item_count == 5
+
+
+def test_state_gives_the_versions_and_manifest_hashes_it_read(world: World) -> None:
+    import dataclasses
+    import uuid
+
+    from archive.destruction import root_mets_sha256
+    from archive.package import build_aip
+
+    doc = world.add("attest", _ago(world.clock, 11))
+    newer = dataclasses.replace(doc, aip_id=str(uuid.uuid4()), previous_aip_id=doc.aip_id)
+    world.store.commit_version(build_aip(newer))
+    state = world.records.state(doc.aip_id)
+    assert state.versions == (doc.aip_id, newer.aip_id)
+    assert state.root_mets_sha256 == tuple(
+        root_mets_sha256(world.storage, a) for a in (doc.aip_id, newer.aip_id)
+    )
+    assert state.root_mets_sha256[0] != state.root_mets_sha256[1]
+    # A retention record (no baseline read of the package metadata) gives them too.
+    world.records.recompute(selection("t-2"))
+    assert world.records.state(doc.aip_id).root_mets_sha256 == state.root_mets_sha256
+
+
+def test_batches_in_flight_two_at_a_time_certify_every_document_once(world: World) -> None:
+    docs = {world.add("attest", _ago(world.clock, 11, days=i)).aip_id for i in range(7)}
+    pid = _approved(world)
+    seen: list[int] = []
+    result = world.disposal.execute(pid, "carla", batch_items=2, progress=seen.append)
+    assert (result.destroyed, result.skipped) == (7, 0)
+    assert sum(seen) == 7 and len(seen) == 4
+    for n in range(4):
+        assert world.disposal.proposals.read_record(pid, f"journal/{n:06d}.done.json")
+    disposed = world.disposal.certificate(result.certificate_id).content["disposed"]
+    assert sorted(r["document_id"] for r in disposed) == sorted(docs)
+    for doc in docs:
+        assert _keys_of(world.storage, doc) == []
+        assert read_tombstone(world.storage, doc) is not None
+
+
+def test_a_hold_placed_after_the_tombstones_keeps_its_document(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last look happens right before the deletion, after the batch's tombstones are
+    written (and while the batch before may still be deleted): the hold wins, the
+    tombstone goes again."""
+    import retention.execution as execution
+
+    docs = [world.add("attest", _ago(world.clock, 11, days=i)).aip_id for i in range(4)]
+    target = docs[3]
+    pid = _approved(world)
+    original = execution._tombstones
+
+    def then_hold(ctx: object, prepared: list[dict[str, object]]) -> list[dict[str, object]]:
+        written = original(ctx, prepared)  # type: ignore[arg-type]
+        if any(e["document_id"] == target for e in prepared):
+            assert read_tombstone(world.storage, target) is not None
+            holds = HoldRegistry(world.storage, world.store, EventLog(world.storage),
+                                 clock=world.clock)  # fmt: skip
+            holds.place(reason="onderzoek", mandate="art. 7", placed_by="anna",
+                        document_ids=[target])  # fmt: skip
+        return written
+
+    monkeypatch.setattr(execution, "_tombstones", then_hold)
+    result = world.disposal.execute(pid, "carla", batch_items=2)
+    assert (result.destroyed, result.skipped) == (3, 1)
+    assert world.store.verify(target).ok
+    assert read_tombstone(world.storage, target) is None
+    skipped = world.disposal.certificate(result.certificate_id).content["skipped"]
+    assert skipped == [{"document_id": target, "reason": skipped[0]["reason"]}]
+    assert "hold" in skipped[0]["reason"]
+
+
+def test_delete_many_over_many_subtrees_checks_every_lock_first(
+    storage: Storage, clock: Clock
+) -> None:
+    """fs removes subtrees on many threads at once: a lock in any of them still refuses
+    the whole call before anything is removed."""
+    import hashlib
+
+    from archive.storage.base import NewObject
+
+    keys = [f"t/{i:03d}/{p}" for i in range(40) for p in ("a", "b/c", "b/d/e")]
+    objects = [NewObject(k, k.encode(), hashlib.sha256(k.encode()).hexdigest()) for k in keys]
+    storage.put_new(objects)
+    locked = "t/039/b/d/e"
+    storage.set_legal_hold(locked, True)
+    with pytest.raises(ObjectLockedError):
+        storage.delete_many(keys)
+    assert list(storage.keys("t/")) == sorted(keys)
+    storage.set_legal_hold(locked, False)
+    assert storage.delete_many([*keys, "t/999/missing"]) == len(keys)
+    assert list(storage.keys("t/")) == []
+    if isinstance(storage, FsStorage):
+        assert not (storage.root / "t" / "000").exists()  # emptied directories are gone
