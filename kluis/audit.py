@@ -9,6 +9,15 @@ Every event is its own immutable object (conditional create, never overwritten):
 The owner is named only by its HMAC owner key (:class:`search.projection.OwnerKeyer`),
 never by the national number: not in keys, not in records. A citizen reading their own
 document is recorded as actor ``owner``.
+
+Each record's objects are written one after the other, each with its own fsyncs, in the
+caller's thread. Measured on fs (2 cores, in process): grouping the records of concurrent
+requests into one shared write (group commit) gave 160-220 records/s with 50 readers
+against 310-650 for these independent writes, since every owner's records sit in their own
+directory (a group saves almost no fsyncs) and the filesystem already lets concurrent
+fsyncs share a journal commit, which one write in flight serialises; one ``put_new`` per
+record (both objects in parallel) cut a lone record from ~11 to 2-5 ms but lost ~30 % at
+50 readers (its fsync pool caps what is in flight).
 """
 
 from __future__ import annotations

@@ -174,6 +174,11 @@ class KluisSettings(BaseSettings):
     port: int = 8000
     workers: int = Field(default=1, ge=1, le=64)
     """HTTP worker processes of ``kluis serve``; each gets 1/workers of the rate limit."""
+    ingest_processes: int = Field(default=0, ge=0, le=64)
+    """Ingest processes per HTTP worker: deposits compute in these instead of the worker's
+    threads (one Python process computes on one core). 0: in the worker, as in tests. For
+    ``kluis serve --workers N`` on C cores, C keeps every core busy whichever worker a
+    depositor's connection lands on."""
     auth: AuthSettings = AuthSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
 

@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from kluis.api.edge import EdgeMiddleware, RateLimiter
+from kluis.api.ingest_pool import IngestPool
 from kluis.api.problems import install_problem_handlers
 from kluis.api.routers import agency, archivist, disposal, health, holds, loket
 from kluis.audit import AuditLog
@@ -33,9 +35,16 @@ def create_app(settings: KluisSettings | None = None, *, run_indexer: bool = Tru
         app.state.services = services
         app.state.audit = AuditLog(services.storage)
         app.state.verifier = build_verifier(settings)
+        app.state.ingest_pool = None
+        if settings.ingest_processes:
+            app.state.ingest_pool = IngestPool(settings, settings.ingest_processes)
         try:
+            if app.state.ingest_pool is not None:
+                await run_in_threadpool(app.state.ingest_pool.warm)
             yield
         finally:
+            if app.state.ingest_pool is not None:
+                app.state.ingest_pool.close()
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
             services.close()

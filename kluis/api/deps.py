@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kluis.api.edge import RateLimiter
+from kluis.api.ingest_pool import Ingest, IngestPool
 from kluis.audit import AuditLog
 from kluis.auth import AuthenticationError, ForbiddenError, Principal, Role, TokenVerifier
 from kluis.errors import RateLimitedError
@@ -31,6 +32,15 @@ async def get_services(request: Request) -> Services:
 async def get_audit(request: Request) -> AuditLog:
     audit: AuditLog = request.app.state.audit
     return audit
+
+
+async def get_ingest(request: Request) -> Ingest:
+    """How this process runs a deposit: its pool of ingest processes, or in its own thread."""
+    pool: IngestPool | None = request.app.state.ingest_pool
+    if pool is not None:
+        return pool.ingest
+    services: Services = request.app.state.services
+    return services.ingestor.ingest
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -80,6 +90,7 @@ def require(role: Role) -> object:
 ServicesDep = Annotated[Services, Depends(get_services)]
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+IngestDep = Annotated[Ingest, Depends(get_ingest)]
 AgencyDep = Annotated[Principal, require("agency")]
 CitizenDep = Annotated[Principal, require("citizen")]
 ArchivistDep = Annotated[Principal, require("archivist")]

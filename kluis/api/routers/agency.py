@@ -22,7 +22,8 @@ from ingest.errors import FieldProblem, IdempotencyConflictError, InvalidSubmiss
 from ingest.owners import InvalidOwnerNumber, parse_owner
 from ingest.receipt import Receipt
 from ingest.submission import Submission
-from kluis.api.deps import AgencyDep, AuditDep, MetricsDep, ServicesDep
+from kluis.api.deps import AgencyDep, AuditDep, IngestDep, MetricsDep, ServicesDep
+from kluis.api.ingest_pool import Ingest
 from kluis.api.problems import TYPE_BASE
 from kluis.api.routers.loket import check_document_id
 from kluis.api.schemas import (
@@ -93,6 +94,7 @@ def ingest_one(
     *,
     agency: Principal,
     services: Services,
+    ingest: Ingest,
     audit: AuditLog,
     metrics: Metrics,
     meta: DocumentMetadataIn,
@@ -110,7 +112,7 @@ def ingest_one(
         file_name=_pdf_name(filename),
     )
     try:
-        result = services.ingestor.ingest(submission, data)
+        result = ingest(submission, data)
         if not result.created and not _same_request(services, result.receipt.aip_id, meta):
             raise IdempotencyConflictError(agency.subject, ref, result.receipt.aip_id)
     except Exception as exc:
@@ -150,6 +152,7 @@ def ingest_one(
 def submit_document(
     agency: AgencyDep,
     services: ServicesDep,
+    ingest: IngestDep,
     audit: AuditDep,
     metrics: MetricsDep,
     file: Annotated[UploadFile, File(description="The PDF (application/pdf)")],
@@ -184,6 +187,7 @@ def submit_document(
     receipt, created = ingest_one(
         agency=agency,
         services=services,
+        ingest=ingest,
         audit=audit,
         metrics=metrics,
         meta=meta,
@@ -206,6 +210,7 @@ def submit_document(
 def submit_batch(
     agency: AgencyDep,
     services: ServicesDep,
+    ingest: IngestDep,
     audit: AuditDep,
     metrics: MetricsDep,
     files: Annotated[list[UploadFile], File(description="The PDFs, in the order of metadata")],
@@ -238,6 +243,7 @@ def submit_batch(
             receipt, created = ingest_one(
                 agency=agency,
                 services=services,
+                ingest=ingest,
                 audit=audit,
                 metrics=metrics,
                 meta=meta,
