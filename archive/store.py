@@ -69,6 +69,7 @@ from archive.storage.base import (
     NewBatch,
     NewObject,
     Storage,
+    SweepsLeftovers,
     check_key,
 )
 from archive.xml import DEFAULT_MAX_BYTES
@@ -569,6 +570,19 @@ class AipStore:
             parts = key.split("/")
             if len(parts) == 3 and parts[2] == layout.ROOT_METS:
                 yield parts[1]
+
+    def remove_write_leftovers(self, older_than: datetime) -> int:
+        """Remove the hidden bytes of package commits killed before they published (fs:
+        the staging copy of a package directory), last changed before ``older_than``;
+        return how many. Nothing on a store without such leftovers (S3: its lifecycle rule
+        aborts incomplete multipart uploads).
+
+        Raises:
+            StorageUnavailableError.
+        """
+        if isinstance(self._storage, SweepsLeftovers):
+            return self._storage.remove_leftovers("aips/", older_than)
+        return 0
 
     def incomplete(self) -> Iterator[str]:
         """Ids that have objects but no root METS (interrupted commits).

@@ -16,7 +16,9 @@ root METS and those files' bytes. So after a crash:
 * a committed package is never changed here, except that ``seal`` is re-run for packages
   whose claim is younger than ``reseal_window`` (an ingest killed between its commit marker
   and the end of ``seal`` leaves large files without the package's retention; ``seal`` is
-  idempotent and cheap when there is nothing to do), and a leftover intent is deleted.
+  idempotent and cheap when there is nothing to do), and a leftover intent is deleted;
+* a commit killed before it published anything leaves only hidden bytes (fs: the staging
+  copy of the package directory); they are removed once older than ``grace``.
 
 A package whose intent cannot finish it (damaged, or a file missing without a copy in it) is
 reported in ``stuck_packages`` and left as it is for an archivist.
@@ -43,6 +45,8 @@ class IngestReconcileReport:
     """Interrupted commits finished from their commit intent."""
     stuck_packages: tuple[str, ...] = ()
     """Interrupted commits that could neither be finished nor removed (see the log)."""
+    removed_leftovers: int = 0
+    """Hidden staging copies of killed commits removed (older than ``grace``)."""
 
 
 def reconcile_ingest(
@@ -105,6 +109,12 @@ def reconcile_ingest(
             continue
         store.discard_incomplete(aip_id)
         discarded.append(aip_id)
+    leftovers = store.remove_write_leftovers(now - grace)
     return IngestReconcileReport(
-        tuple(discarded), tuple(released), tuple(sealed), tuple(completed), tuple(stuck)
+        tuple(discarded),
+        tuple(released),
+        tuple(sealed),
+        tuple(completed),
+        tuple(stuck),
+        leftovers,
     )

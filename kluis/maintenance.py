@@ -89,7 +89,8 @@ def _reconcile_job(services: Services, lease: Lease) -> JobSummary:
         f"finished {len(ingest.completed_packages)} and discarded "
         f"{len(ingest.discarded_packages)} incomplete packages, "
         f"sealed {len(ingest.sealed_packages)}, released {len(ingest.released_claims)} stale "
-        f"claims, indexed {len(summary.indexed)} documents",
+        f"claims, removed {ingest.removed_leftovers} staging leftovers, indexed "
+        f"{len(summary.indexed)} documents",
         problems=len(ingest.stuck_packages),
         details={
             "completed": list(ingest.completed_packages),
@@ -97,6 +98,7 @@ def _reconcile_job(services: Services, lease: Lease) -> JobSummary:
             "discarded": list(ingest.discarded_packages),
             "sealed": list(ingest.sealed_packages),
             "released_claims": len(ingest.released_claims),
+            "removed_leftovers": ingest.removed_leftovers,
             "indexed": list(summary.indexed),
         },
     )

@@ -209,6 +209,28 @@ class Storage(Protocol):
 
 
 @runtime_checkable
+class SweepsLeftovers(Protocol):
+    """An optional capability of a :class:`Storage`: remove what killed writes left behind.
+
+    A write killed before it published leaves hidden, invisible bytes (fs: temp files and
+    the staging copy of a package directory) that no key names, so no delete reaches them.
+    S3 has the same thing in incomplete multipart uploads, which a bucket lifecycle rule
+    (``AbortIncompleteMultipartUpload``) removes; it needs no method here.
+    """
+
+    def remove_leftovers(self, prefix: str, older_than: datetime) -> int:
+        """Remove the hidden leftovers of unfinished writes directly below ``prefix`` (ends
+        with ``/``) last changed before ``older_than`` (older than any write still running);
+        return how many.
+
+        Raises:
+            StorageUnavailableError.
+            ValueError: ``prefix`` does not end with ``/``, or ``older_than`` is naive.
+        """
+        ...
+
+
+@runtime_checkable
 class ListsChildren(Protocol):
     """An optional capability of a :class:`Storage`: list one level below a prefix.
 

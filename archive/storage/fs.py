@@ -41,6 +41,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -72,6 +73,8 @@ from archive.storage.base import NewBatch, NewObject, check_key
 __all__ = ["FsStorage"]
 
 _CHUNK = 1024 * 1024
+_LEFTOVER = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
+"""Names of hidden temp files and staging directories (:meth:`FsStorage._temp_path`)."""
 _SMALL_READ = 64 * 1024
 """``open`` reads objects up to this size at once (bounded memory either way)."""
 _XATTR = "user.kluis.meta"
@@ -604,6 +607,46 @@ class FsStorage:
         names = [n + "/" if d else n for n, d in entries if not n.startswith(".")]
         yield from sorted(names)
 
+    def remove_leftovers(self, prefix: str, older_than: datetime) -> int:
+        """Remove hidden temp files and staging directories (``.name.<16 hex>.tmp``, see
+        :meth:`_temp_path`) directly below ``prefix`` whose newest change is before
+        ``older_than``: what a write killed before publishing leaves (see
+        :class:`archive.storage.base.SweepsLeftovers`). A staging directory counts as changed
+        when anything inside it did, so a write still running is never touched.
+
+        Raises:
+            StorageUnavailableError.
+            ValueError: ``prefix`` does not end with ``/``, or ``older_than`` is naive.
+        """
+        if not prefix.endswith("/"):
+            raise ValueError("a leftovers prefix ends with '/'")
+        _check_aware(older_than)
+        limit = older_than.timestamp()
+        directory = self._str_path(prefix[:-1])
+        removed = 0
+        with _Unavailable(f"remove leftovers below {prefix!r}"):
+            try:
+                with os.scandir(directory) as found:
+                    entries = [e for e in found if _LEFTOVER.fullmatch(e.name)]
+            except (FileNotFoundError, NotADirectoryError):
+                return 0
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if _newest_change(entry.path) >= limit:
+                            continue
+                        shutil.rmtree(entry.path)
+                    elif entry.stat(follow_symlinks=False).st_mtime < limit:
+                        os.unlink(entry.path)
+                    else:
+                        continue
+                except FileNotFoundError:
+                    continue  # its writer finished (or another sweep) meanwhile
+                removed += 1
+            if removed:
+                _fsync_dir(Path(directory))
+        return removed
+
     def _walk(self, directory: str, base: str, prefix: str) -> Iterator[str]:
         with _Unavailable(f"list {base or '/'}"):
             try:
@@ -917,6 +960,15 @@ class _Item:
 def _fsync_if_there(directory: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         _fsync_dir(Path(directory))
+
+
+def _newest_change(tree: str) -> float:
+    """The newest modification time of a directory and everything in it."""
+    newest = os.lstat(tree).st_mtime
+    for folder, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+    return newest
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -98,6 +98,13 @@ if not c.bucket_exists(bucket):
 if c.get_bucket_versioning(bucket).status != "Enabled":
     sys.exit(f"bucket {bucket} exists without versioning/object lock")
 c.get_object_lock_config(bucket)  # raises if the bucket has no Object Lock
+# A writer killed mid-upload leaves an incomplete multipart upload that no key names; the
+# store removes it after a day (the fs backend's reconcile removes its staging leftovers).
+from minio.commonconfig import ENABLED, Filter
+from minio.lifecycleconfig import AbortIncompleteMultipartUpload, LifecycleConfig, Rule
+abort = Rule(ENABLED, rule_filter=Filter(prefix=""), rule_id="abort-incomplete-uploads",
+             abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(1))
+c.set_bucket_lifecycle(bucket, LifecycleConfig([abort]))
 # Ceph 16 ignores If-None-Match in versioned buckets: conditional creates take a guard in an
 # unversioned companion bucket (see archive/storage/s3.py).
 if not c.bucket_exists(bucket + "-guard"):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from archive.model import BuiltPackage
 from archive.package import build_aip
+from archive.storage import fs as fs_module
 from archive.storage.fs import FsStorage
 from archive.store import AipStore
 from ingest.idempotency import Claim, ClaimLedger
@@ -152,3 +154,55 @@ def test_an_intent_that_cannot_finish_is_reported_and_kept(
     report = reconcile_ingest(store, ClaimLedger(fs), grace=GRACE, clock=lambda: LATER)
     assert report.stuck_packages == (pkg.aip_id,)
     assert list(store.incomplete()) == [pkg.aip_id]  # locked files stay for an archivist
+
+
+def test_the_staging_copy_of_a_killed_commit_is_removed_after_the_grace_period(
+    tmp_path: Path,
+) -> None:
+    """A commit killed (no ``finally`` runs) between writing its hidden staging directory
+    and renaming it into place leaves bytes no key names; reconcile removes them once they
+    are older than the grace period, and the retry then commits."""
+    root = tmp_path / "store"
+    pkg = build_aip(make_input(aip_id=str(uuid.uuid4())))
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child, which never returns
+        try:
+            fs_module._rename_noreplace = lambda *_args: os._exit(0)  # killed right there
+            AipStore(FsStorage(root)).commit(pkg, retain_until=None)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child was not stopped at the rename"
+    fs = FsStorage(root)
+    store = AipStore(fs)
+    staged = [p.name for p in (root / "aips").iterdir()]
+    assert len(staged) == 1 and staged[0].startswith(".") and staged[0].endswith(".tmp")
+    assert list(fs.keys("")) == [] and list(store.incomplete()) == []
+
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    young = reconcile_ingest(store, ClaimLedger(fs), grace=GRACE, clock=now)
+    assert young.removed_leftovers == 0  # its writer could still be running
+    assert [p.name for p in (root / "aips").iterdir()] == staged
+
+    report = reconcile_ingest(store, ClaimLedger(fs), grace=GRACE, clock=lambda: now() + GRACE)
+    assert report.removed_leftovers == 1
+    assert list((root / "aips").iterdir()) == []
+    store.commit(pkg, retain_until=None)
+    assert store.verify(pkg.aip_id).ok
+
+
+def test_leftovers_are_only_hidden_temp_names_and_need_an_aware_time(tmp_path: Path) -> None:
+    fs = FsStorage(tmp_path / "store")
+    fs.put("aips/a/x", io.BytesIO(b"kept"), size=4, sha256=hashlib.sha256(b"kept").hexdigest())
+    (tmp_path / "store" / "aips" / ".x.0123456789abcdef.tmp").write_bytes(b"half")
+    (tmp_path / "store" / "aips" / ".not-ours").write_bytes(b"someone else's")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert fs.remove_leftovers("aips/", later) == 1
+    assert sorted(p.name for p in (tmp_path / "store" / "aips").iterdir()) == [".not-ours", "a"]
+    assert fs.remove_leftovers("nothing-here/", later) == 0
+    with pytest.raises(ValueError):
+        fs.remove_leftovers("aips", later)
+    with pytest.raises(ValueError):
+        fs.remove_leftovers("aips/", datetime(2030, 1, 1))  # naive on purpose
