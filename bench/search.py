@@ -13,8 +13,12 @@ searcher, so the table shows what our layer costs. Latencies: one client thread,
 cache, up to 2,000 queries or ``--seconds`` per class; p50/p95/p99 in ms.
 
 ``--reindex N`` builds N real packages (``archive.package.build_aip`` + ``AipStore.commit``
-on the filesystem backend) under ``<work>/store-<N>`` once, then times ``search.reindex``
-into a fresh index: one reader, ``--read-workers`` threads, ``--processes`` processes.
+on the filesystem backend) under ``<work>/store-<N>`` once, prints where a document's CPU
+time goes (listing, read, projection, pickling, analysis, tantivy; µs per document from
+getrusage, so a shared machine distorts it less than wall time), then times
+``search.reindex`` into a fresh index: one reader, ``--read-workers`` threads,
+``--processes`` processes, with wall docs/s and the CPU of the indexing process and of the
+reader processes per document.
 """
 
 from __future__ import annotations

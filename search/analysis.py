@@ -28,14 +28,22 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 import unicodedata
+from collections.abc import Iterator
+from itertools import chain
 
 import Stemmer
 
-__all__ = ["ANALYSIS_VERSION", "MAX_TOKEN_CHARS", "STEMMER_ALGORITHM", "analyze", "fold"]
+__all__ = [
+    "ANALYSIS_VERSION",
+    "MAX_TOKEN_CHARS",
+    "STEMMER_ALGORITHM",
+    "analyze",
+    "analyzed",
+    "fold",
+]
 
 ANALYSIS_VERSION = "nl-porter-1"
 """Identifies the term pipeline; stored with every index and checked when it is opened."""
@@ -65,8 +73,11 @@ def _stemmer() -> Stemmer.Stemmer:
 
 
 def _memo() -> dict[str, str]:
-    """word → its index term, or ``""`` for a word that yields none (too long, or an owner
-    number). This thread's own dict, so no lock is needed."""
+    """word (as found in the lowercased text) → its index terms joined by spaces: usually
+    one, ``""`` for a word that yields none (too long, or an owner number), several when
+    folding splits it (``⑴`` → ``1``). Only ``str`` inside, so the garbage collector never
+    traverses it (a dict holding tuples would be tracked and walked by every full
+    collection). This thread's own dict, so no lock is needed."""
     memo: dict[str, str] | None = getattr(_local, "memo", None)
     if memo is None or len(memo) > STEM_MEMO_WORDS:
         memo = {}
@@ -80,13 +91,37 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-@functools.lru_cache(maxsize=65536)
-def _fold_word(word: str) -> tuple[str, ...]:
-    # Folding can turn one word into several (``⑴`` → ``(1)``): split again.
-    return tuple(_WORD.findall(fold(word)))
-
-
 _OWNER_NUMBER = re.compile(r"^\d{10,11}$")
+
+
+def _learn(unknown: set[str], memo: dict[str, str]) -> None:
+    """Put the terms of the ``unknown`` words into ``memo``."""
+    # Folding only for the few words with accents or other scripts; it can turn one word
+    # into several (``⑴`` → ``(1)``): split again.
+    parts = {w: (w,) if w.isascii() else tuple(_WORD.findall(fold(w))) for w in unknown}
+    # Owner numbers printed in a document (10 or 11 digits) must not become index terms:
+    # the index never holds a raw national register or enterprise number.
+    wanted = [
+        p
+        for p in set(chain.from_iterable(parts.values()))
+        if len(p) <= MAX_TOKEN_CHARS and not (p.isdigit() and _OWNER_NUMBER.match(p))
+    ]
+    stems = dict(zip(wanted, _stemmer().stemWords(wanted), strict=True))
+    for word, pieces in parts.items():
+        memo[word] = " ".join(stem for stem in map(stems.get, pieces) if stem)
+
+
+def _term_groups(text: str) -> Iterator[str]:
+    """The terms of each word of ``text`` (space-joined, ``""`` for none), in order. One
+    ``findall`` over the lowercased text and one memo lookup per word, all in C loops (this
+    runs for every document; the Python per-word work is only for words this thread has not
+    seen yet)."""
+    words = _WORD.findall(text.lower())
+    memo = _memo()
+    unknown = set(words).difference(memo)
+    if unknown:
+        _learn(unknown, memo)
+    return map(memo.__getitem__, words)
 
 
 def analyze(text: str) -> list[str]:
@@ -95,27 +130,9 @@ def analyze(text: str) -> list[str]:
     ``analyze("De vergunningen voor het Café")`` → ``["de", "vergunn", "voor", "het", "caf"]``.
     Never raises for any ``str``; returns ``[]`` when ``text`` has no words.
     """
-    lowered = text.lower()
-    if lowered.isascii():  # the common case: no folding needed
-        words = _WORD.findall(lowered)
-    else:
-        words = []
-        for word in _WORD.findall(lowered):
-            if word.isascii():
-                words.append(word)
-            else:  # the slow path only for the few words with accents or other scripts
-                words.extend(_fold_word(word))
-    memo = _memo()
-    unknown = set(words).difference(memo)  # C loops throughout: this runs for every document
-    if unknown:
-        # Owner numbers printed in a document (10 or 11 digits) must not become index terms:
-        # the index never holds a raw national register or enterprise number.
-        wanted = [
-            w
-            for w in unknown
-            if len(w) <= MAX_TOKEN_CHARS and not (w.isdigit() and _OWNER_NUMBER.match(w))
-        ]
-        memo.update(dict.fromkeys(unknown, ""))
-        memo.update(zip(wanted, _stemmer().stemWords(wanted), strict=True))
-    # "" marks words without a term; a stem is never empty for a non-empty word.
-    return list(filter(None, map(memo.__getitem__, words)))
+    return analyzed(text).split()  # terms never contain whitespace
+
+
+def analyzed(text: str) -> str:
+    """``" ".join(analyze(text))``, without the intermediate list (indexing uses this)."""
+    return " ".join(filter(None, _term_groups(text)))

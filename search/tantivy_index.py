@@ -35,6 +35,8 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import TracebackType
@@ -65,6 +67,15 @@ _POLL_SECONDS = 0.02
 def _checked_fields(doc: IndexDocument) -> dict[str, object]:
     check_aip_ids([doc.aip_id])
     return tantivy_fields(doc)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDocument:
+    """:meth:`TantivyIndex.prepare` of a document: picklable, the fields for the writer and
+    the document itself for the outbox fallback."""
+
+    document: IndexDocument
+    fields: dict[str, object]
 
 
 class TantivyIndex:
@@ -104,6 +115,8 @@ class TantivyIndex:
         except OSError as exc:
             raise IndexUnavailableError(BACKEND, f"outbox: {exc}") from exc
         self._writer: tantivy.IndexWriter | None = None
+        self._keep_writer = False
+        """Inside :meth:`bulk`: loads keep the writer they take."""
         self._lock = threading.RLock()
         """Guards ``_writer``: held while taking, using or releasing it."""
         self._stop = threading.Event()
@@ -164,6 +177,73 @@ class TantivyIndex:
             ValueError: a malformed ``aip_id`` or a value tantivy cannot hold.
             IndexUnavailableError: the index failed, or this index is closed.
         """
+
+        def direct(writer: tantivy.IndexWriter) -> int:
+            if workers > 1:
+                with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                    fields = pool.imap(_checked_fields, documents, chunksize=128)
+                    return self._add_all(writer, fields, progress, commit_every)
+            return self._add_all(writer, map(_checked_fields, documents), progress, commit_every)
+
+        return self._load(direct, lambda: self._load_via_outbox(documents, progress))
+
+    def prepare(self, document: IndexDocument) -> PreparedDocument:
+        """The per-document CPU work of :meth:`load_prepared` that needs no writer: the Dutch
+        analysis, the digest, the field values. Pure (reads nothing of this object), so
+        reindex runs it in its reader processes and this process only adds to the writer.
+
+        Raises:
+            ValueError: a malformed ``aip_id``.
+        """
+        return PreparedDocument(document, _checked_fields(document))
+
+    def load_prepared(
+        self, prepared: Sequence[PreparedDocument], *, commit_every: int = 100_000
+    ) -> int:
+        """:meth:`load` of documents already passed through :meth:`prepare`; the same index
+        content. Falls back to the outbox (with the documents) like :meth:`load`.
+
+        Raises:
+            ValueError: a value tantivy cannot hold.
+            IndexUnavailableError: the index failed, or this index is closed.
+        """
+
+        def direct(writer: tantivy.IndexWriter) -> int:
+            fields = (p.fields for p in prepared)
+            return self._add_all(writer, fields, None, commit_every)
+
+        def fallback() -> int:
+            return self._load_via_outbox((p.document for p in prepared), None)
+
+        return self._load(direct, fallback)
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Within this block, a writer taken by :meth:`load`/:meth:`load_prepared` is kept
+        for the next call instead of being opened and released per call (one per batch of a
+        rebuild); each call still commits. Released on exit unless the indexer thread runs.
+
+        The writer is taken by the first load inside the block, not on entry: a rebuild forks
+        its reader processes before that, from a process without tantivy's writer threads.
+        """
+        self._check_open()
+        with self._lock:
+            self._keep_writer = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._keep_writer = False
+                if self._thread is None and self._writer is not None:
+                    self._release_writer()
+
+    def _load(
+        self,
+        direct: Callable[[tantivy.IndexWriter], int],
+        fallback: Callable[[], int],
+    ) -> int:
+        """``direct(writer)`` after draining the outbox when this process can hold the
+        writer, else ``fallback()``."""
         self._check_open()
         with self._lock:
             own = self._writer is None
@@ -177,28 +257,12 @@ class TantivyIndex:
                         raise IndexUnavailableError(BACKEND, f"cannot open writer: {exc}") from exc
             if self._writer is not None:
                 try:
-                    return self._load_direct(
-                        self._writer, documents, progress, commit_every, workers
-                    )
+                    self._drain()
+                    return direct(self._writer)
                 finally:
-                    if own and self._writer is not None:
+                    if own and not self._keep_writer and self._writer is not None:
                         self._release_writer()
-        return self._load_via_outbox(documents, progress)
-
-    def _load_direct(
-        self,
-        writer: tantivy.IndexWriter,
-        documents: Iterable[IndexDocument],
-        progress: Callable[[int], None] | None,
-        commit_every: int,
-        workers: int,
-    ) -> int:
-        self._drain()
-        if workers > 1:
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                fields = pool.imap(_checked_fields, documents, chunksize=128)
-                return self._add_all(writer, fields, progress, commit_every)
-        return self._add_all(writer, map(_checked_fields, documents), progress, commit_every)
+        return fallback()
 
     def _add_all(
         self,
@@ -405,7 +469,7 @@ class TantivyIndex:
             try:
                 self._drain()
             finally:
-                if self._thread is None and self._writer is not None:
+                if self._thread is None and not self._keep_writer and self._writer is not None:
                     self._release_writer()
             return True
 

@@ -156,7 +156,6 @@ def reindex(
                     services.keyer,
                     progress=lambda n: progress.update(task, completed=n),
                     on_total=lambda total, done: progress.update(task, total=total, completed=done),
-                    batch_size=2000,
                     checkpoint=checkpoint,
                     read_workers=read_workers,
                     processes=processes,
@@ -234,5 +233,6 @@ def reconcile() -> None:
         out.print(
             f"discarded {len(report.discarded_packages)} incomplete packages, "
             f"released {len(report.released_claims)} stale claims, "
+            f"removed {report.removed_leftovers} staging leftovers, "
             f"indexed {len(summary.indexed)} documents"
         )

@@ -88,3 +88,13 @@ def test_the_stem_memo_never_changes_terms_also_when_it_starts_afresh(
         words = vocabulary[round_ % 3 :] + ["85073003328", "z" * (MAX_TOKEN_CHARS + 1)]
         expected = stemmer.stemWords(vocabulary[round_ % 3 :])
         assert analyze(" ".join(words + words)) == expected + expected
+
+
+def test_remembered_words_give_the_same_terms_as_the_first_time() -> None:
+    # The memo maps each word as found (accented, or folding into several words) to its
+    # terms; a second analysis of the same words comes from the memo and must not differ.
+    text = "Café ⑴ coöperatie ½ 85073003328 vergunningen " + "ë" * 70 + " Straße"
+    first = analyze(text)
+    assert first == ["caf", "1", "cooperatie", "1", "2", "vergunn", "straß"]
+    assert analyze(text) == first
+    assert analysis.analyzed(text) == " ".join(first)

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,10 @@ from archive.package import build_aip
 from archive.storage.fs import FsStorage
 from archive.store import AipStore
 from search import OwnerKeyer, Query, TantivyIndex, project, reindex
-from search.projection import project_record
+from search.model import Hit, IdPage, IndexDocument, Page
+from search.projection import document_digest, project_record
 from search.reconcile import reconcile_index
-from search.reindex import projected
+from search.reindex import PreparingIndex, projected
 from tests.support.eark import make_input
 from tests.unit.search.builders import manifest
 
@@ -162,8 +163,8 @@ class _BrokenOne(PackagesInMemory):
 
 
 def test_reader_processes_give_the_same_documents_in_the_same_order() -> None:
-    # More documents than one task and than the window of tasks in flight.
-    store = PackagesInMemory(*(manifest(f"aip-{i:03d}", minutes=i) for i in range(700)))
+    # More documents than one task (256) and than the window of tasks in flight (4 tasks).
+    store = PackagesInMemory(*(manifest(f"aip-{i:04d}", minutes=i) for i in range(1100)))
     ids = sorted(store.packages)
 
     in_processes = list(projected(store, KEYER, ids, processes=2))
@@ -185,4 +186,134 @@ def test_with_reader_processes_a_broken_package_raises_its_own_error_and_checkpo
     store.broken = ""
     stats = reindex(store, index, KEYER, batch_size=50, checkpoint=checkpoint, processes=2)
     assert (stats.resumed_after, stats.indexed) == ("aip-149", 50)
+    assert sorted(index.ids()) == sorted(store.packages)
+
+
+class _Varied(PackagesInMemory):
+    """Texts that exercise the analysis: inflections, diacritics, owner numbers, overlong
+    tokens, other scripts."""
+
+    def __init__(self, count: int) -> None:
+        owners = ["85073003328", "90010112345", "01020300177"]
+        super().__init__(
+            *(
+                manifest(f"aip-{i:04d}", minutes=i, owner_id=owners[i % 3], title=f"Besluit {i}")
+                for i in range(count)
+            )
+        )
+        words = ["vergunningen", "besluiten", "Café", "coöperatie", "⑴", "naïef", "straße"]
+        for i, aip_id in enumerate(sorted(self.packages)):
+            self.texts[aip_id] = (
+                f"{words[i % 7]} {words[(i * 3) % 7]} nummer {i} 85073003328 "
+                f"{'x' * 70} uniek{i} Ëlla"
+            )
+
+
+def _queries(owner_key: str) -> list[Query]:
+    return [
+        Query(text="vergunning", limit=100),
+        Query(text="naief besluiten", limit=100, sort="relevance"),
+        Query(text="cooperatie cafe", limit=100),
+        Query(text="uniek417", limit=10),
+        Query(owner_key=owner_key, limit=100),
+        Query(owner_key=owner_key, text="ella", limit=100),
+    ]
+
+
+def test_reader_processes_build_the_same_index_as_one_process_and_as_load(
+    tmp_path: Path,
+) -> None:
+    # The analysis runs in the reader processes (TantivyIndex.prepare) with processes=2, in
+    # this process with processes=1, and inside TantivyIndex.load for the plain path: the
+    # entries, the digests and every search answer (scores included) must be the same.
+    store = _Varied(700)
+    ids = sorted(store.packages)
+    owner_key = KEYER.key("85073003328")
+    with (
+        TantivyIndex(tmp_path / "one") as one,
+        TantivyIndex(tmp_path / "two") as two,
+        TantivyIndex(tmp_path / "plain") as plain,
+    ):
+        reindex(store, one, KEYER, batch_size=300)
+        reindex(store, two, KEYER, batch_size=300, processes=2)
+        plain.load(projected(store, KEYER, ids))
+        plain.refresh()
+
+        assert list(one.digests()) == list(two.digests()) == list(plain.digests())
+        assert [d for _, d in one.digests()] == [
+            document_digest(d) for d in projected(store, KEYER, ids)
+        ]
+        for query in _queries(owner_key):
+            pages = [index.search(query) for index in (one, two, plain)]
+            assert pages[0].total > 0, query
+            assert pages[0] == pages[1] == pages[2], query
+        assert reconcile_index(store, two, KEYER).in_sync
+
+
+def test_a_rebuild_keeps_one_writer_for_all_its_batches_and_releases_it(
+    index: TantivyIndex,
+) -> None:
+    store = PackagesInMemory(*(manifest(f"aip-{i:02d}", minutes=i) for i in range(9)))
+    held: list[bool] = []
+
+    reindex(store, index, KEYER, batch_size=3, progress=lambda _: held.append(index.holds_writer))
+
+    assert held == [True, True, True]  # kept between the batches, not reopened
+    assert not index.holds_writer  # and released at the end: a server can take it
+    assert sorted(index.ids()) == sorted(store.packages)
+
+
+class _PlainIndex:
+    """An Index without the optional PreparingIndex steps (like OpenSearchIndex)."""
+
+    def __init__(self, inner: TantivyIndex) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.loaded: list[object] = []
+
+    def submit(self, documents: Sequence[IndexDocument]) -> None:
+        self.inner.submit(documents)
+
+    def load(self, documents: Iterable[IndexDocument]) -> int:
+        docs = list(documents)
+        self.loaded.extend(docs)
+        return self.inner.load(docs)
+
+    def remove(self, aip_ids: Sequence[str]) -> None:
+        self.inner.remove(aip_ids)
+
+    def refresh(self) -> None:
+        self.inner.refresh()
+
+    def search(self, query: Query) -> Page:
+        return self.inner.search(query)
+
+    def get(self, aip_id: str) -> Hit | None:
+        return self.inner.get(aip_id)
+
+    def retention_due(self, before: date, *, after: str | None = None, limit: int = 1000) -> IdPage:
+        return self.inner.retention_due(before, after=after, limit=limit)
+
+    def ids(self) -> Iterable[str]:
+        return self.inner.ids()
+
+    def digests(self) -> Iterable[tuple[str, str]]:
+        return self.inner.digests()
+
+    def clear(self) -> None:
+        self.inner.clear()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_backend_without_prepare_is_fed_plain_documents(index: TantivyIndex) -> None:
+    store = PackagesInMemory(*(manifest(f"aip-{i:02d}", minutes=i) for i in range(5)))
+    plain = _PlainIndex(index)
+    assert not isinstance(plain, PreparingIndex) and isinstance(index, PreparingIndex)
+
+    stats = reindex(store, plain, KEYER, batch_size=2, processes=2)
+
+    assert stats.indexed == 5
+    assert all(isinstance(d, IndexDocument) for d in plain.loaded)
     assert sorted(index.ids()) == sorted(store.packages)

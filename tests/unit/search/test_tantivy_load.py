@@ -49,3 +49,47 @@ def test_load_refuses_a_malformed_id_and_keeps_the_index_unchanged(tmp_path: Pat
         with pytest.raises(ValueError):
             index.load([doc("fine"), doc("bad id")])
         assert list(index.ids()) == ["kept"]
+
+
+def test_load_prepared_gives_the_same_index_as_load(tmp_path: Path) -> None:
+    docs = [doc(f"d{i:03d}", text=f"vergunningen nummer {i} Café") for i in range(50)]
+    with TantivyIndex(tmp_path / "one") as one, TantivyIndex(tmp_path / "two") as two:
+        one.load(docs)
+        assert two.load_prepared([two.prepare(d) for d in docs]) == 50
+        assert list(one.digests()) == list(two.digests())
+        query = Query(text="cafe vergunning", sort="relevance", limit=100)
+        assert one.search(query) == two.search(query) and one.search(query).total == 50
+
+
+def test_prepare_refuses_a_malformed_id(tmp_path: Path) -> None:
+    with TantivyIndex(tmp_path / "i") as index, pytest.raises(ValueError):
+        index.prepare(doc("bad id"))
+
+
+def test_inside_bulk_loads_keep_one_writer_until_the_block_ends(tmp_path: Path) -> None:
+    with TantivyIndex(tmp_path / "i") as index, TantivyIndex(tmp_path / "i") as other:
+        with index.bulk():
+            assert not index.holds_writer  # taken by the first load, not on entry
+            index.load_prepared([index.prepare(doc("a"))])
+            assert index.holds_writer
+            index.refresh()  # a refresh inside the block does not drop it either
+            other.load([doc("b")])  # the writer is busy: other falls back to the outbox
+            index.load_prepared([index.prepare(doc("c"))])  # drains b first, same writer
+            assert index.holds_writer
+            assert sorted(index.ids()) == ["a", "b", "c"]
+        assert not index.holds_writer
+        other.load([doc("d")])  # now other can take the writer itself
+        assert sorted(other.ids()) == ["a", "b", "c", "d"]
+
+
+def test_load_prepared_falls_back_to_the_outbox_with_the_documents(tmp_path: Path) -> None:
+    with TantivyIndex(tmp_path / "i", commit_interval=0.05) as server:
+        server.start_indexer()
+        server.refresh()
+        with TantivyIndex(tmp_path / "i") as cli:
+            prepared = [cli.prepare(doc("x", title="Titel x")), cli.prepare(doc("y"))]
+            assert cli.load_prepared(prepared) == 2
+            cli.refresh()
+            assert sorted(cli.ids()) == ["x", "y"]
+            hit = cli.get("x")
+            assert hit is not None and hit.title == "Titel x"
