@@ -295,8 +295,8 @@ def destroy_planned(storage: Storage, plans: Sequence[Sequence[str]]) -> None:
     rest: list[str] = []
     for keys in plans:
         for key in keys:
-            (roots if key.endswith("/" + layout.ROOT_METS) and key.count("/") == 2 else rest
-             ).append(key)  # fmt: skip
+            is_root = key.endswith("/" + layout.ROOT_METS) and key.count("/") == 2
+            (roots if is_root else rest).append(key)
     storage.delete_many(roots)
     storage.delete_many(rest)
 
