@@ -46,6 +46,7 @@ import secrets
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,6 +74,7 @@ from archive.storage.base import NewBatch, NewObject, check_key
 __all__ = ["FsStorage"]
 
 _CHUNK = 1024 * 1024
+_OVERLAP_BYTES = 8 * _CHUNK
 _LEFTOVER = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 """Names of hidden temp files and staging directories (:meth:`FsStorage._temp_path`)."""
 _SMALL_READ = 64 * 1024
@@ -466,17 +468,29 @@ class FsStorage:
     def _write_temp(
         tmp: Path, data: BinaryIO, size: int, retain_until: datetime | None
     ) -> tuple[str, int]:
-        """Write, hash, attach the metadata attribute and fsync; (sha256, bytes written)."""
+        """Write, hash, attach the metadata attribute and fsync; (sha256, bytes written).
+
+        From ``_OVERLAP_BYTES`` on, each chunk is hashed on a second thread while it is
+        written (both release the GIL): serially, SHA-256 (~1.8 GB/s) and the write add up.
+        """
         digest = hashlib.sha256()
         written = 0
-        with open(tmp, "xb") as handle:
+        with open(tmp, "xb") as handle, _hasher(size) as hasher:
+            hashing: Future[None] | None = None
             while written <= size:
                 chunk = data.read(min(_CHUNK, size + 1 - written))
                 if not chunk:
                     break
-                digest.update(chunk)
+                if hasher is None:
+                    digest.update(chunk)
+                else:
+                    if hashing is not None:
+                        hashing.result()  # chunks go into the hash in order
+                    hashing = hasher.submit(digest.update, chunk)
                 handle.write(chunk)
                 written += len(chunk)
+            if hashing is not None:
+                hashing.result()
             handle.flush()
             meta = {
                 "size": written,
@@ -969,6 +983,17 @@ def _newest_change(tree: str) -> float:
         for name in dirs + files:
             newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
     return newest
+
+
+@contextlib.contextmanager
+def _hasher(size: int) -> Iterator[ThreadPoolExecutor | None]:
+    """A thread to hash on while writing an object of ``size`` bytes; None below
+    ``_OVERLAP_BYTES``, where starting one costs more than it saves."""
+    if size < _OVERLAP_BYTES:
+        yield None
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="fs-hash") as pool:
+        yield pool
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -157,6 +157,26 @@ def test_integrity_mismatch_stores_nothing(
     assert list(storage.keys("")) == []
 
 
+@pytest.mark.parametrize("size_delta", [0, -1, 1], ids=["hash", "short", "long"])
+def test_integrity_mismatch_of_a_large_object_stores_nothing(
+    storage: Storage, size_delta: int
+) -> None:
+    """Large objects are hashed while they stream (fs: on a second thread, overlapping the
+    write); a mismatch found only at the end still stores nothing."""
+    data = bytes(range(256)) * (40 * 1024 + 3)  # ~10 MiB, not a whole number of chunks
+    good = hashlib.sha256(data).hexdigest()
+    wrong = good[:-1] + ("0" if good[-1] != "0" else "1")
+    with pytest.raises(IntegrityError):
+        storage.put(
+            "checked/large",
+            io.BytesIO(data),
+            size=len(data) + size_delta,
+            sha256=wrong if size_delta == 0 else good,
+        )
+    assert not storage.exists("checked/large")
+    assert list(storage.keys("")) == []
+
+
 def test_retention_refuses_delete(storage: Storage) -> None:
     until = datetime.now(UTC) + timedelta(days=1)
     put(storage, "kept", b"keep me", retain_until=until)
