@@ -59,6 +59,12 @@ class Reader(io.RawIOBase):
         super().close()
 
 
+XATTR = "user.kluis.meta"
+"""The extended attribute holding an object's metadata JSON (on the object's own file)."""
+NO_ATTR = frozenset({errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP})
+"""``getxattr`` errors that mean "no metadata attribute" rather than a failure."""
+
+
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:

@@ -63,6 +63,9 @@ from archive.errors import (
     StorageUnavailableError,
 )
 from archive.model import StoredObject
+from archive.storage._fs_remove import TreeRemover
+from archive.storage._fsio import NO_ATTR as _NO_ATTR
+from archive.storage._fsio import XATTR as _XATTR
 from archive.storage._fsio import Reader as _Reader
 from archive.storage._fsio import Unavailable as _Unavailable
 from archive.storage._fsio import fsync_dir as _fsync_dir
@@ -79,9 +82,7 @@ _LEFTOVER = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 """Names of hidden temp files and staging directories (:meth:`FsStorage._temp_path`)."""
 _SMALL_READ = 64 * 1024
 """``open`` reads objects up to this size at once (bounded memory either way)."""
-_XATTR = "user.kluis.meta"
 _PROBE = "user.kluis.probe"
-_NO_ATTR = frozenset({errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP})
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 SYNC_WORKERS = 32
 """How many fsyncs ``put_new`` and ``put_batches`` run at once (a package commit has 11 files
@@ -710,167 +711,27 @@ class FsStorage:
             directory = directory.parent
 
     REMOVE_WORKERS = 16
-    """Threads ``delete_many`` removes with (see there)."""
+    """Threads ``delete_many`` removes with (see :mod:`archive.storage._fs_remove`)."""
 
     def delete_many(self, keys: Sequence[str]) -> int:
         """Remove many objects; see :meth:`Storage.delete_many`.
 
-        Every lock is checked before anything is unlinked. Files are unlinked and emptied
-        directories removed without syncing each; then every directory that survives is
-        synced once. A removed directory needs no sync of its own: the sync of the surviving
-        parent makes its removal, and so that of everything that was in it, durable.
-
-        The keys are split by their subtree below the top level (``aips/<id>``, ...), and
-        ``REMOVE_WORKERS`` threads check, unlink and remove the subtrees at once, each its
-        own: on a disk that discards freed blocks synchronously (ext4 ``-o discard``) every
-        unlink and rmdir waits for the device, the kernel releases the GIL meanwhile, and
-        the waits of different directories overlap (``bench/retention.py`` measures
-        ``rm -rf`` against such threads on the same packages: several times faster).
-
-        Plain string paths and one ``getxattr`` per key (it also tells whether the object
-        exists): this runs for every file of every disposed package. A legacy sidecar is
-        removed with its object when the object's metadata came from it; one left behind
-        otherwise (a crash between two writes) is found when its directory will not empty.
+        Every lock is checked before anything is unlinked; ``REMOVE_WORKERS`` threads then
+        unlink per package subtree, and each surviving directory is synced once
+        (:class:`archive.storage._fs_remove.TreeRemover` says why).
 
         Raises:
             ObjectLockedError: retention or legal hold (emulated) on any of them.
             StorageUnavailableError, InvalidKeyError.
         """
-        root = str(self.root)
-        groups: dict[str, list[tuple[str, str]]] = {}  # subtree -> [(key, path)]
-        for key in keys:
-            checked = check_key(key)
-            head, _, rest = checked.partition("/")
-            subtree = head + "/" + rest.partition("/")[0] if "/" in rest else head
-            groups.setdefault(subtree, []).append((key, root + "/" + checked))
-        workers = min(self.REMOVE_WORKERS, len(groups))
-        subtrees = list(groups.values())
-        parts = [subtrees[i::workers] for i in range(workers)]
-
-        def check(part: list[list[tuple[str, str]]]) -> list[list[tuple[str, bool]]]:
-            return [self._present_in(group) for group in part]
-
-        def remove(part: list[list[tuple[str, bool]]]) -> tuple[int, list[str]]:
-            removed, survivors = 0, []
-            for group in part:
-                count, kept = self._remove_group(root, group)
-                removed += count
-                survivors += kept
-            return removed, survivors
-
-        pool = Parallel(workers, "fs-remove")
-        try:
-            with _Unavailable(f"delete {len(keys)} objects"):
-                present = pool.run(check, parts)  # every lock before the first unlink
-                done = pool.run(remove, present)
-                survivors = dict.fromkeys(d for _, kept in done for d in kept)
-                pool.run(_fsync_if_there, list(survivors))
-        finally:
-            pool.close()
-        return sum(count for count, _ in done)
-
-    def _present_in(self, group: list[tuple[str, str]]) -> list[tuple[str, bool]]:
-        """``(path, metadata from a legacy sidecar)`` of the group's objects that exist.
-
-        Raises:
-            ObjectLockedError: one of them is under retention or legal hold.
-        """
-        present: list[tuple[str, bool]] = []
-        for key, path in group:
-            found = self._present_meta(path)
-            if found is None:
-                continue
-            meta, legacy = found
-            self._lock_of(key, meta)
-            present.append((path, legacy))
-        return present
-
-    def _remove_group(self, root: str, present: list[tuple[str, bool]]) -> tuple[int, list[str]]:
-        """Unlink the objects of one subtree and remove the directories that emptied;
-        ``(objects removed, directories to sync)``."""
-        removed = 0
-        emptied: dict[str, list[str]] = {}  # directory -> names unlinked in it
-        for path, legacy in present:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass  # removed concurrently: gone all the same
-            except IsADirectoryError:
-                continue  # a directory is no object
-            removed += 1
-            if legacy:
-                self._drop_legacy_meta(Path(path))
-            directory, _, name = path.rpartition("/")
-            emptied.setdefault(directory, []).append(name)
-        return removed, self._remove_emptied(root, emptied)
-
-    def _present_meta(self, path: str) -> tuple[dict[str, Any] | None, bool] | None:
-        """``(metadata, from a legacy sidecar)`` of the object at ``path``; None if absent.
-
-        Only files carry the attribute (``put`` sets it on the file it writes), so a
-        successful ``getxattr`` needs no second system call to tell a file from a directory.
-        """
-        try:
-            raw = os.getxattr(path, _XATTR)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            if exc.errno not in _NO_ATTR:
-                raise
-            if not os.path.isfile(path):
-                return None
-            return self._read_legacy_meta(Path(path)), True
-        try:
-            meta: dict[str, Any] = json.loads(raw)
-        except ValueError:
-            return None, False  # a torn or foreign attribute is ignored, as if absent
-        return meta, False
-
-    def _remove_emptied(self, root: str, emptied: dict[str, list[str]]) -> list[str]:
-        """Remove every emptied directory and its ancestors below the top level, deepest
-        first (each tried once: one that is not empty survives, and so do its ancestors);
-        return the surviving directories, which the caller syncs once each."""
-        candidates: dict[str, None] = {}
-        survivors: dict[str, None] = {}
-        for directory in emptied:
-            current = directory
-            while (parent := os.path.dirname(current)) != root and parent.startswith(root + "/"):
-                candidates[current] = None
-                current = parent
-            if current == directory:
-                survivors[directory] = None  # a top-level one
-        kept: set[str] = set()
-        for directory in sorted(candidates, key=lambda d: d.count("/"), reverse=True):
-            if directory in kept:
-                survivors[directory] = None
-                continue
-            if not self._rmdir(directory, emptied.get(directory, ())):
-                survivors[directory] = None
-                parent = os.path.dirname(directory)
-                while parent != root and parent.startswith(root):
-                    kept.add(parent)
-                    parent = os.path.dirname(parent)
-                continue
-            parent = os.path.dirname(directory)
-            if os.path.dirname(parent) == root:
-                survivors[parent] = None  # a top-level directory
-        return list(survivors)
-
-    def _rmdir(self, directory: str, unlinked: Sequence[str]) -> bool:
-        """Remove ``directory`` if it is empty (True also when it is gone already). Legacy
-        sidecars of the objects just unlinked in it do not keep it: they go first."""
-        for attempt in (0, 1):
-            try:
-                os.rmdir(directory)
-            except FileNotFoundError:
-                return True
-            except OSError:
-                dropped = [self._drop_legacy_meta(Path(directory, n)) for n in unlinked]
-                if attempt or not any(dropped):
-                    return False
-                continue
-            return True
-        return False
+        remover = TreeRemover(
+            self.root,
+            lock_of=self._lock_of,
+            read_legacy_meta=self._read_legacy_meta,
+            drop_legacy_meta=self._drop_legacy_meta,
+            workers=self.REMOVE_WORKERS,
+        )
+        return remover.remove(keys)
 
     def set_retention(self, key: str, retain_until: datetime) -> StoredObject:
         """Extend the (emulated) retention; shortening one still in force is refused.
@@ -969,11 +830,6 @@ class _Item:
     tmp: Path | None = None
     """Its temp (or staged) file while one exists (None: nothing to write, or renamed)."""
     conflict: ArchiveError | None = None
-
-
-def _fsync_if_there(directory: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        _fsync_dir(Path(directory))
 
 
 def _newest_change(tree: str) -> float:
