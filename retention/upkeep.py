@@ -71,7 +71,7 @@ def renew_document(
     """
     previous_id = store.resolve(document_id)
     previous = store.manifest(previous_id)
-    with store.open_file(previous_id, previous.pdf_path) as stream:
+    with store.open_file(previous_id, previous.pdf_path, manifest=previous) as stream:
         old_pdf = stream.read()
     text = store.read_text(previous_id)
 

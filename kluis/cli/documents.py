@@ -132,7 +132,7 @@ def get(
             aip_id = services.store.resolve(aip_id, version)
             manifest = services.store.manifest(aip_id)
             if out_file is not None:
-                with services.store.open_file(aip_id, manifest.pdf_path) as src:
+                with services.store.open_file(aip_id, manifest.pdf_path, manifest=manifest) as src:
                     out_file.write_bytes(src.read())
                 out.print(f"wrote {out_file} ({manifest.pdf.size} bytes)")
                 return
@@ -168,7 +168,7 @@ def verify(aip_id: Annotated[str, typer.Argument(help="Package id")]) -> None:
         try:
             fixity = services.store.verify(aip_id)
             manifest = services.store.manifest(aip_id)
-            with services.store.open_file(aip_id, manifest.pdf_path) as f:
+            with services.store.open_file(aip_id, manifest.pdf_path, manifest=manifest) as f:
                 report = validate(f.read(), trust_roots=services.trust_roots)
         finally:
             services.close()

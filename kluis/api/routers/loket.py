@@ -102,7 +102,7 @@ def signature_report(services: Services, manifest: AipManifest) -> dict[str, Any
         if key in _REPORTS:
             _REPORTS.move_to_end(key)
             return _REPORTS[key]
-    with services.store.open_file(manifest.aip_id, manifest.pdf.path) as f:
+    with services.store.open_file(manifest.aip_id, manifest.pdf.path, manifest=manifest) as f:
         pdf = f.read()
     try:
         report = validate(pdf, trust_roots=services.trust_roots).to_dict()
@@ -306,7 +306,7 @@ def content_response(
 
     def chunks() -> Iterator[bytes]:
         remaining = end - start + 1
-        with services.store.open_file(manifest.aip_id, pdf.path) as f:
+        with services.store.open_file(manifest.aip_id, pdf.path, manifest=manifest) as f:
             skip = start
             if skip and f.seekable():
                 f.seek(skip)
