@@ -16,22 +16,24 @@ run: install
 test: install-test check pytest-s3
 
 install: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+# deploy/constraints*.txt pin every dependency to the versions tested together, so a new
+# release on PyPI cannot change a build behind our back (see deploy/README.md).
+$(VENV)/.installed: pyproject.toml deploy/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c deploy/constraints.txt -e .
 	touch $@
 
 install-test: $(VENV)/.installed-test $(EARK_VENV)/.installed deb-test-packages
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml deploy/constraints.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -c deploy/constraints.txt -e '.[test]'
 	touch $@
 
 # eark-validator pins lxml 5.1, which our stack (pyHanko) cannot use: it gets a venv of
 # its own and the tests run it as a separate, independent tool.
-$(EARK_VENV)/.installed:
+$(EARK_VENV)/.installed: deploy/constraints-eark.txt
 	$(PYTHON) -m venv $(EARK_VENV)
-	$(EARK_VENV)/bin/pip install --quiet eark-validator==1.1.3
+	$(EARK_VENV)/bin/pip install --quiet -c deploy/constraints-eark.txt eark-validator==1.1.3
 	touch $@
 
 deb-test-packages:
