@@ -34,8 +34,13 @@ how the p99 target is read.
    then phases of ``--seconds`` each: citizens listing (closed loop, then paced); citizens
    downloading; agencies ingesting; everything at once (``--phases`` picks some).
    Latency per request is client-observed (aiohttp in this process, on the same cores, so it
-   includes the client's own CPU share); ``srv`` columns are the server's own time per
-   request from its access log (request ids carry the phase).
+   includes the client's own CPU share; deposits go over plain asyncio streams, see
+   ``RawHttp``); ``srv`` columns are the server's own time per request from its access log
+   (request ids carry the phase); ``srv CPU`` and ``gen CPU`` are CPU ms per request of the
+   phase in the server's process tree and in this load generator.
+6. CPU per document is printed for every CLI layout and for the deposits over HTTP: on
+   saturated cores their ratio is the throughput ratio, and it moves far less than the rates
+   when other work shares the host.
 
 The machine is shared: numbers vary run to run; read the load averages printed with them.
 ``KLUIS_BENCH_TREE=/path/to/other/checkout`` measures another copy of the code (the tree
@@ -52,11 +57,13 @@ import multiprocessing
 import os
 import random
 import re
+import resource
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -194,19 +201,55 @@ def _baseline_process(
         services.ingestor.ingest(warm, pdfs[0])
         ready.wait()
         started = time.perf_counter()
+        cpu = own_cpu()
         until = started + seconds
         with ThreadPoolExecutor(threads) as pool:
             count = sum(pool.map(worker, range(threads)))
         # A batch ends with its documents searchable, as `kluis ingest` does (the server
         # pays for the same index work with its indexer thread during the HTTP phase).
         services.index.refresh()
-        results.put((count, time.perf_counter() - started, errors[:1], len(errors)))
+        elapsed = time.perf_counter() - started
+        results.put((count, elapsed, own_cpu() - cpu, errors[:1], len(errors)))
     finally:
         services.close()
 
 
-def cli_baseline(args: argparse.Namespace, settings: KluisSettings, tag: str, procs: int) -> float:
-    """Docs/s of ``procs`` ingest processes with ``--agencies`` threads in all."""
+def own_cpu() -> float:
+    """CPU seconds (user + system, every thread) of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of process ``root`` and every descendant (the server: its workers, their
+    ingest processes), from /proc: user + system of every thread, plus reaped children's."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])  # fields[0] is the state (field 3 of stat(5))
+        ticks[pid] = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in ticks and pid not in tree:
+            tree.add(pid)
+            todo.extend(child for child, up in parent.items() if up == pid)
+    return sum(ticks[pid] for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def cli_baseline(
+    args: argparse.Namespace, settings: KluisSettings, tag: str, procs: int
+) -> tuple[float, float]:
+    """Docs/s of ``procs`` ingest processes with ``--agencies`` threads in all, and their
+    CPU seconds per document (user + system, index applied included)."""
     threads = [
         args.agencies // procs + (1 if i < args.agencies % procs else 0) for i in range(procs)
     ]
@@ -225,10 +268,11 @@ def cli_baseline(args: argparse.Namespace, settings: KluisSettings, tag: str, pr
     outcomes = [results.get(timeout=args.seconds + 300) for _ in children]
     for child in children:
         child.join()
-    for _, _, first, failures in outcomes:
+    for _, _, _, first, failures in outcomes:
         if failures:
             print(f"  CLI baseline: {failures} failed ingests, e.g. {first[0]}", flush=True)
-    return sum(o[0] for o in outcomes) / max(o[1] for o in outcomes)
+    done = sum(o[0] for o in outcomes)
+    return done / max(o[1] for o in outcomes), sum(o[2] for o in outcomes) / max(1, done)
 
 
 def cached_index(args: argparse.Namespace, keys: list[str]) -> Path:
@@ -384,9 +428,60 @@ def deposit_body(pdf: bytes, meta: dict[str, str]) -> tuple[bytes, str]:
     return head + pdf + tail, f"multipart/form-data; boundary={BOUNDARY}"
 
 
+class RawHttp:
+    """A deposit client speaking HTTP/1.1 over asyncio streams, for one agency. The load
+    generator shares the cores with the server, and aiohttp's client cost ~0.8 ms of CPU per
+    deposit (a new connection for each: the server ends it after a deposit when it runs
+    several workers) against ~0.2 ms for this; an agency's client runs on its own machine.
+    Keeps the connection unless the server ends it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+    async def post(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Length: {len(body)}\r\n{head}\r\n"
+        ).encode() + body
+        for attempt in (1, 2):
+            fresh = self.streams is None
+            if self.streams is None:
+                self.streams = await asyncio.open_connection(self.host, self.port)
+            reader, writer = self.streams
+            try:
+                writer.write(request)
+                raw = await reader.readuntil(b"\r\n\r\n")
+                break
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.close()  # a kept connection the server ended meanwhile: once more
+                if fresh or attempt == 2:
+                    raise
+        lines = raw.decode("latin-1").lower().split("\r\n")
+        status = int(lines[0].split()[1])
+        fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        if "content-length" in fields:
+            answer = await reader.readexactly(int(fields["content-length"]))
+        else:
+            answer = await reader.read()
+            fields["connection"] = "close"
+        if fields.get("connection") == "close":
+            self.close()
+        return status, answer
+
+
 class Load:
-    def __init__(self, base: str, tokens: dict[str, str], real: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, base: str, tokens: dict[str, str], real: list[tuple[str, str]], server_pid: int
+    ) -> None:
         self.base = base
+        self.server_pid = server_pid
         self.tokens = tokens
         self.by_owner: dict[str, list[str]] = {}
         for owner, aip in real:
@@ -452,6 +547,8 @@ class Load:
     async def agency(
         self, session: aiohttp.ClientSession, agency: str, until: float, out: list[float]
     ) -> None:
+        url = urllib.parse.urlsplit(self.base)
+        client = RawHttp(url.hostname or "127.0.0.1", url.port or 80)
         while time.perf_counter() < until:
             self.counter += 1
             n = self.counter
@@ -465,12 +562,11 @@ class Load:
             body, content_type = deposit_body(self.pdfs[n % len(self.pdfs)], meta)
             headers = {**self._headers(agency), "Content-Type": content_type}
             t = time.perf_counter()
-            url = f"{self.base}/v1/documents"
-            async with session.post(url, data=body, headers=headers) as r:
-                await r.read()
-                if r.status != 201:
-                    self._err("ingest", r.status)
+            status, _ = await client.post("/v1/documents", headers, body)
+            if status != 201:
+                self._err("ingest", status)
             out.append(time.perf_counter() - t)
+        client.close()
 
 
 def load_average() -> str:
@@ -496,13 +592,23 @@ async def run_phases(
             until = time.perf_counter() + args.seconds
             buckets: dict[str, list[float]] = {}
             started = time.perf_counter()
+            server_cpu, client_cpu = tree_cpu(load.server_pid), own_cpu()
             coros = []
             for label, fn, who in tasks:
                 coros.append(fn(session, who, until, buckets.setdefault(label, [])))
             await asyncio.gather(*coros)
             elapsed = time.perf_counter() - started
+            # CPU per request of the phase (all its endpoints): the server's process tree
+            # (workers, ingest processes, indexer) and this load generator.
+            done = max(1, sum(len(lat) for lat in buckets.values()))
+            cpu = {
+                "srv_cpu": (tree_cpu(load.server_pid) - server_cpu) / done * 1000,
+                "cli_cpu": (own_cpu() - client_cpu) / done * 1000,
+            }
             for label, lat in buckets.items():
-                rows.append({"phase": name, "load": os.getloadavg()[0], **row(label, lat, elapsed)})
+                rows.append(
+                    {"phase": name, "load": os.getloadavg()[0], **cpu, **row(label, lat, elapsed)}
+                )
             print(f"phase {name}: done, {load_average()}", flush=True)
 
         phases = set(args.phases.split(","))
@@ -682,11 +788,13 @@ def main() -> None:
     # single-threaded processes too, with --ingest-processes); the best one is the baseline.
     layouts = sorted({max(1, args.workers), 1, max(1, args.agencies)}, reverse=True)
     cli: dict[tuple[str, int], float] = {}
+    cli_cpu: dict[tuple[str, int], float] = {}
     for procs in layouts:
-        cli[("before", procs)] = cli_baseline(args, settings, f"cli-before-{procs}", procs)
+        run = ("before", procs)
+        cli[run], cli_cpu[run] = cli_baseline(args, settings, f"cli-before-{procs}", procs)
         print(
-            f"CLI batch ingest before the server, {procs} process(es): "
-            f"{cli[('before', procs)]:.1f} docs/s, {load_average()}",
+            f"CLI batch ingest before the server, {procs} process(es): {cli[run]:.1f} docs/s, "
+            f"{cli_cpu[run] * 1000:.1f} ms CPU/doc, {load_average()}",
             flush=True,
         )
 
@@ -708,17 +816,18 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(server, port)
-        load = Load(base, tokens, inproc["real"])
+        load = Load(base, tokens, inproc["real"], server.pid)
         # The client shares the cores with the server: uvloop keeps its own share small.
         rows = uvloop.run(run_phases(args, load, owners, agencies))
     finally:
         server.terminate()
         server.wait(timeout=30)
     for procs in layouts:
-        cli[("after", procs)] = cli_baseline(args, settings, f"cli-after-{procs}", procs)
+        run = ("after", procs)
+        cli[run], cli_cpu[run] = cli_baseline(args, settings, f"cli-after-{procs}", procs)
         print(
-            f"CLI batch ingest after the server, {procs} process(es): "
-            f"{cli[('after', procs)]:.1f} docs/s, {load_average()}",
+            f"CLI batch ingest after the server, {procs} process(es): {cli[run]:.1f} docs/s, "
+            f"{cli_cpu[run] * 1000:.1f} ms CPU/doc, {load_average()}",
             flush=True,
         )
     srv, by_worker = server_times(OUT / "server.log")
@@ -734,7 +843,7 @@ def main() -> None:
     )
     print(
         f"{'phase':12} {'endpoint':22} {'n':>6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
-        f" {'srv p50':>8} {'srv p99':>8} {'load':>5}  per worker"
+        f" {'srv p50':>8} {'srv p99':>8} {'load':>5} {'srv CPU':>8} {'gen CPU':>8}  per worker"
     )
     for r in rows:
         key = (re.sub(r"[^A-Za-z0-9]", "-", r["phase"]), r["name"])
@@ -742,24 +851,32 @@ def main() -> None:
         share = "/".join(str(n) for n in sorted(by_worker.get(key, {}).values(), reverse=True))
         print(
             f"{r['phase']:12} {r['name']:22} {r['n']:6d} {r['per_s']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f}"
-            f" {pct(own, 50) * 1000:8.1f} {pct(own, 99) * 1000:8.1f} {r['load']:5.1f}  {share}"
+            f" {pct(own, 50) * 1000:8.1f} {pct(own, 99) * 1000:8.1f} {r['load']:5.1f}"
+            f" {r['srv_cpu']:8.2f} {r['cli_cpu']:8.2f}  {share}"
         )
+    print(
+        "(srv CPU / gen CPU: ms of CPU per request of the phase, all its endpoints, in the "
+        "server's processes / in this load generator)"
+    )
     print("\nin process, same data, one thread (no HTTP, no auth, no audit record):")
-    for key in ("inproc_list", "inproc_content"):
-        r = inproc[key]
+    for measured in ("inproc_list", "inproc_content"):
+        r = inproc[measured]
         print(
             f"  {r['name']:28} n={r['n']:5d} p50 {r['p50']:6.2f} ms  p95 {r['p95']:6.2f} ms  p99 {r['p99']:6.2f} ms"
         )
-    http_ingest = next((r["per_s"] for r in rows if r["phase"] == "ingest"), float("nan"))
+    ingest_row = next((r for r in rows if r["phase"] == "ingest"), None)
+    http_ingest = ingest_row["per_s"] if ingest_row else float("nan")
     print(
         f"ingest, same PDFs and metadata, level {settings.signing_level}, {args.agencies} "
         f"concurrent depositors, same {os.cpu_count()} cores:"
     )
     for procs in layouts:
         before, after = cli[("before", procs)], cli[("after", procs)]
+        cpu = (cli_cpu[("before", procs)] + cli_cpu[("after", procs)]) / 2 * 1000
         print(
             f"  CLI batch, {procs} process(es) x {args.agencies // procs} threads, ending with "
-            f"the index applied: {before:.1f} docs/s before the server, {after:.1f} after it"
+            f"the index applied: {before:.1f} docs/s before the server, {after:.1f} after it; "
+            f"{cpu:.1f} ms CPU/doc"
         )
     best = max(cli.values())
     mean_best = max((cli[("before", p)] + cli[("after", p)]) / 2 for p in layouts)
@@ -769,6 +886,11 @@ def main() -> None:
         f"{100 * http_ingest / mean_best:.0f} % of the best CLI layout (mean of before and "
         f"after), {100 * http_ingest / best:.0f} % of the best single CLI measurement"
     )
+    if ingest_row:
+        print(
+            f"  CPU per deposit over HTTP: {ingest_row['srv_cpu']:.1f} ms in the server, "
+            f"{ingest_row['cli_cpu']:.1f} ms in the load generator"
+        )
     print(
         f"  (seeding, in process, {args.agencies} threads in one process, other PDFs, index "
         f"not applied: {inproc['inproc_ingest_per_s']:.1f} docs/s)"

@@ -13,8 +13,9 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from kluis.api.deposits import Deposits, InThreadDeposits
 from kluis.api.edge import RateLimiter
-from kluis.api.ingest_pool import Ingest, IngestPool
+from kluis.api.ingest_pool import IngestPool
 from kluis.audit import AuditLog
 from kluis.auth import AuthenticationError, ForbiddenError, Principal, Role, TokenVerifier
 from kluis.errors import RateLimitedError
@@ -34,13 +35,13 @@ async def get_audit(request: Request) -> AuditLog:
     return audit
 
 
-async def get_ingest(request: Request) -> Ingest:
-    """How this process runs a deposit: its pool of ingest processes, or in its own thread."""
+async def get_deposits(request: Request) -> Deposits:
+    """How this process runs a deposit: its pool of ingest processes, or in its own threads."""
     pool: IngestPool | None = request.app.state.ingest_pool
     if pool is not None:
-        return pool.ingest
+        return pool
     services: Services = request.app.state.services
-    return services.ingestor.ingest
+    return InThreadDeposits(services.ingestor, request.app.state.audit, services.keyer)
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -90,7 +91,7 @@ def require(role: Role) -> object:
 ServicesDep = Annotated[Services, Depends(get_services)]
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-IngestDep = Annotated[Ingest, Depends(get_ingest)]
+DepositsDep = Annotated[Deposits, Depends(get_deposits)]
 AgencyDep = Annotated[Principal, require("agency")]
 CitizenDep = Annotated[Principal, require("citizen")]
 ArchivistDep = Annotated[Principal, require("archivist")]

@@ -15,16 +15,19 @@ index takes updates through its durable outbox, as with several CLI processes). 
 gets the receipt only after the child's ingest returned, which is after the package is
 durably stored, as in process. Errors cross back as the same domain exceptions (rebuilt
 without calling ``__init__``, whose signature differs from ``args`` for most of them), so the
-problem table answers exactly as it does in process.
+problem table answers exactly as it does in process. The pool process also writes the
+deposit's audit record (:func:`kluis.api.deposits.deposit`), so the API process only parses
+the request, hands the deposit over and answers; an ``async`` handler awaits the pool's
+future directly (:meth:`IngestPool.run_async`), without a hop through the thread pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import threading
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -32,12 +35,11 @@ from typing import Any
 from archive.errors import StorageUnavailableError
 from ingest.pipeline import IngestResult
 from ingest.submission import Submission
+from kluis.api.deposits import deposit
+from kluis.audit import AuditLog
 from kluis.settings import KluisSettings
 
 log = logging.getLogger(__name__)
-
-Ingest = Callable[[Submission, bytes], IngestResult]
-"""``Ingestor.ingest`` or :meth:`IngestPool.ingest`: archive one document, or replay."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,8 @@ class IngestPool:
         finally:
             barrier.shutdown()
 
-    def ingest(self, submission: Submission, pdf: bytes) -> IngestResult:
-        """:meth:`Ingestor.ingest` in a pool process; raises what it raises.
+    def run(self, submission: Submission, pdf: bytes, client_id: str | None) -> IngestResult:
+        """:func:`kluis.api.deposits.deposit` in a pool process; raises what it raises.
 
         Raises:
             StorageUnavailableError: a pool process died (the pool is restarted; whether
@@ -95,45 +97,69 @@ class IngestPool:
         """
         pool = self._pool
         try:
-            outcome = pool.submit(_ingest, submission, pdf).result()
+            outcome = pool.submit(_deposit, submission, pdf, client_id).result()
         except BrokenProcessPool:
-            log.error("an ingest process died; restarting the pool")
-            with self._lock:
-                if self._pool is pool:
-                    self._pool = self._start()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise StorageUnavailableError("ingest-process", "an ingest process died") from None
-        if isinstance(outcome, _Failure):
-            raise outcome.rebuild()
-        result: IngestResult = outcome
-        return result
+            raise self._restart(pool) from None
+        return _result(outcome)
+
+    async def run_async(
+        self, submission: Submission, pdf: bytes, client_id: str | None
+    ) -> IngestResult:
+        """As :meth:`run`, awaited on the event loop: submitting only queues the call (the
+        executor's own threads pickle and send it), and the answer arrives as a callback."""
+        pool = self._pool
+        try:
+            future: Future[IngestResult | _Failure] = pool.submit(
+                _deposit, submission, pdf, client_id
+            )
+            outcome = await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            raise self._restart(pool) from None
+        return _result(outcome)
+
+    def _restart(self, pool: ProcessPoolExecutor) -> StorageUnavailableError:
+        log.error("an ingest process died; restarting the pool")
+        with self._lock:
+            if self._pool is pool:
+                self._pool = self._start()
+        pool.shutdown(wait=False, cancel_futures=True)
+        return StorageUnavailableError("ingest-process", "an ingest process died")
 
     def close(self) -> None:
         with self._lock:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _result(outcome: IngestResult | _Failure) -> IngestResult:
+    if isinstance(outcome, _Failure):
+        raise outcome.rebuild()
+    return outcome
+
+
 # ------------------------------------------------------------------ in the pool process
 
 _services: Any = None
 """The pool process's backends (this module is the process's composition root)."""
+_audit: AuditLog | None = None
+"""The pool process's audit log (over its own storage backend, the same store)."""
 
 
 def _open_services(settings: KluisSettings) -> None:
-    global _services
+    global _services, _audit
     from kluis.wiring import build_services
 
     _services = build_services(settings)
+    _audit = AuditLog(_services.storage)
 
 
 def _wait(ready: Any) -> None:
     ready.wait(timeout=120)  # every process takes one: all of them start
 
 
-def _ingest(submission: Submission, pdf: bytes) -> IngestResult | _Failure:
+def _deposit(submission: Submission, pdf: bytes, client_id: str | None) -> IngestResult | _Failure:
+    assert _audit is not None, "the pool's initializer opens the audit log"
     try:
-        result: IngestResult = _services.ingestor.ingest(submission, pdf)
-        return result
+        return deposit(_services.ingestor, _audit, _services.keyer, submission, pdf, client_id)
     except Exception as exc:
         import traceback
 

@@ -153,3 +153,28 @@ def test_a_deposit_is_recorded_for_archivists_only(tmp_path: Path) -> None:
     assert [k.split("/")[0] for k in storage.writes] == ["audit"]
     assert [e.action for e in audit.all()[0]] == ["write"]
     assert audit.for_owner(OWNER_KEY)[0] == []
+
+
+def test_a_deposit_is_recorded_with_its_agency_and_survives_a_failed_record(
+    client: TestClient,
+    token,  # type: ignore[no-untyped-def]
+    pdf: bytes,
+    tmp_path: Path,
+) -> None:
+    agency = token("agency", AGENCY_X)
+    first = upload(client, agency, pdf, owner=OWNER_A, ref="W1")
+    assert first.status_code == 201, first.text  # type: ignore[attr-defined]
+    audit: AuditLog = client.app.state.audit  # type: ignore[attr-defined]
+    (event,), _ = audit.all()
+    assert (event.action, event.actor_role, event.actor) == ("write", "agency", AGENCY_X)
+    assert event.document_id == first.json()["aip_id"]  # type: ignore[attr-defined]
+    replay = upload(client, agency, pdf, owner=OWNER_A, ref="W1")
+    assert replay.status_code == 200 and len(audit.all()[0]) == 1  # type: ignore[attr-defined]
+
+    # The record is best effort: the package is durable and carries its PREMIS event.
+    storage = SlowFs(tmp_path / "audit")
+    storage.failing = True
+    client.app.state.audit = AuditLog(storage)  # type: ignore[attr-defined]
+    second = upload(client, agency, pdf, owner=OWNER_A, ref="W2")
+    assert second.status_code == 201, second.text  # type: ignore[attr-defined]
+    assert storage.writes and list(storage.keys("")) == []

@@ -14,16 +14,18 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from archive.errors import PackageNotFoundError
 from ingest.errors import FieldProblem, IdempotencyConflictError, InvalidSubmissionError
 from ingest.owners import InvalidOwnerNumber, parse_owner
+from ingest.pipeline import IngestResult
 from ingest.receipt import Receipt
 from ingest.submission import Submission
-from kluis.api.deps import AgencyDep, AuditDep, IngestDep, MetricsDep, ServicesDep
-from kluis.api.ingest_pool import Ingest
+from kluis.api.deposits import Deposits
+from kluis.api.deps import AgencyDep, DepositsDep, MetricsDep, ServicesDep
 from kluis.api.problems import TYPE_BASE
 from kluis.api.routers.loket import check_document_id
 from kluis.api.schemas import (
@@ -32,7 +34,6 @@ from kluis.api.schemas import (
     DocumentMetadataIn,
     ReceiptOut,
 )
-from kluis.audit import AuditLog
 from kluis.auth import Principal
 from kluis.errors import UnsupportedMediaTypeError
 from kluis.observability import Metrics
@@ -68,11 +69,15 @@ def _json(raw: str) -> Any:
         ) from exc
 
 
-def _read_pdf(file: UploadFile, limit: int) -> bytes:
+def _pdf_part(file: UploadFile) -> UploadFile:
     ctype = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
     if ctype not in _PDF_TYPES:
         raise UnsupportedMediaTypeError(f"the file part must be application/pdf, not {ctype}")
-    data: bytes = file.file.read(limit + 1)
+    return file
+
+
+def _read_pdf(file: UploadFile, limit: int) -> bytes:
+    data: bytes = _pdf_part(file).file.read(limit + 1)
     return data
 
 
@@ -90,19 +95,10 @@ def _same_request(services: Services, aip_id: str, meta: DocumentMetadataIn) -> 
     )
 
 
-def ingest_one(
-    *,
-    agency: Principal,
-    services: Services,
-    ingest: Ingest,
-    audit: AuditLog,
-    metrics: Metrics,
-    meta: DocumentMetadataIn,
-    ref: str,
-    data: bytes,
-    filename: str | None,
-) -> tuple[ReceiptOut, bool]:
-    submission = Submission(
+def _submission(
+    agency: Principal, meta: DocumentMetadataIn, ref: str, filename: str | None
+) -> Submission:
+    return Submission(
         agency_id=agency.subject,
         owner=meta.owner,
         document_type=meta.type,
@@ -111,31 +107,70 @@ def ingest_one(
         issued_on=meta.issued_on,
         file_name=_pdf_name(filename),
     )
-    try:
-        result = ingest(submission, data)
-        if not result.created and not _same_request(services, result.receipt.aip_id, meta):
-            raise IdempotencyConflictError(agency.subject, ref, result.receipt.aip_id)
-    except Exception as exc:
-        problem = problem_for(exc)
-        rejected = problem is not None and 400 <= problem.status < 500
-        metrics.ingests.labels("rejected" if rejected else "failed").inc()
-        raise
+
+
+def _conflict(agency: Principal, ref: str, result: IngestResult) -> IdempotencyConflictError:
+    return IdempotencyConflictError(agency.subject, ref, result.receipt.aip_id)
+
+
+def _count_failure(metrics: Metrics, exc: Exception) -> None:
+    problem = problem_for(exc)
+    rejected = problem is not None and 400 <= problem.status < 500
+    metrics.ingests.labels("rejected" if rejected else "failed").inc()
+
+
+def _answer(metrics: Metrics, result: IngestResult) -> tuple[ReceiptOut, bool]:
     metrics.ingests.labels("created" if result.created else "replayed").inc()
-    if result.created:
-        try:
-            audit.record(
-                action="write",
-                document_id=result.receipt.aip_id,
-                actor_role="agency",
-                actor=agency.subject,
-                client_id=agency.client_id,
-                owner_key=services.keyer.key(parse_owner(meta.owner).id),
-                owner_visible=False,
-            )
-        except Exception:
-            # The deposit is durable and carries its own PREMIS ingestion event.
-            log.warning("audit record of a deposit failed", exc_info=True)
     return ReceiptOut(**result.receipt.to_dict()), result.created  # type: ignore[arg-type]
+
+
+def ingest_one(
+    *,
+    agency: Principal,
+    services: Services,
+    deposits: Deposits,
+    metrics: Metrics,
+    meta: DocumentMetadataIn,
+    ref: str,
+    data: bytes,
+    filename: str | None,
+) -> tuple[ReceiptOut, bool]:
+    """One deposit, blocking (the batch runs in a worker thread); its audit record is written
+    with it (:mod:`kluis.api.deposits`)."""
+    try:
+        result = deposits.run(_submission(agency, meta, ref, filename), data, agency.client_id)
+        if not result.created and not _same_request(services, result.receipt.aip_id, meta):
+            raise _conflict(agency, ref, result)
+    except Exception as exc:
+        _count_failure(metrics, exc)
+        raise
+    return _answer(metrics, result)
+
+
+async def ingest_one_async(
+    *,
+    agency: Principal,
+    services: Services,
+    deposits: Deposits,
+    metrics: Metrics,
+    meta: DocumentMetadataIn,
+    ref: str,
+    data: bytes,
+    filename: str | None,
+) -> tuple[ReceiptOut, bool]:
+    """As :func:`ingest_one`, on the event loop: nothing here blocks (a replay's stored
+    metadata is read in a worker thread)."""
+    try:
+        submission = _submission(agency, meta, ref, filename)
+        result = await deposits.run_async(submission, data, agency.client_id)
+        if not result.created and not await run_in_threadpool(
+            _same_request, services, result.receipt.aip_id, meta
+        ):
+            raise _conflict(agency, ref, result)
+    except Exception as exc:
+        _count_failure(metrics, exc)
+        raise
+    return _answer(metrics, result)
 
 
 @router.post(
@@ -149,11 +184,10 @@ def ingest_one(
         415: {"description": "Not a PDF part"},
     },
 )
-def submit_document(
+async def submit_document(
     agency: AgencyDep,
     services: ServicesDep,
-    ingest: IngestDep,
-    audit: AuditDep,
+    deposits: DepositsDep,
     metrics: MetricsDep,
     file: Annotated[UploadFile, File(description="The PDF (application/pdf)")],
     metadata: Annotated[
@@ -175,6 +209,8 @@ def submit_document(
     ] = None,
 ) -> JSONResponse:
     """Archive one PDF for one owner. Retrying with the same reference is safe."""
+    # async: the deposit is handed to an ingest process (or a worker thread) and awaited;
+    # what runs here is parsing, which a hop through the thread pool would cost more than.
     meta = _metadata_obj(_json(metadata))
     ref = meta.ref or idempotency_key
     if ref is None:
@@ -183,12 +219,11 @@ def submit_document(
         raise InvalidSubmissionError(
             [FieldProblem("ref", "metadata.ref and Idempotency-Key differ")]
         )
-    data = _read_pdf(file, services.settings.max_pdf_bytes)
-    receipt, created = ingest_one(
+    data = await _pdf_part(file).read(services.settings.max_pdf_bytes + 1)
+    receipt, created = await ingest_one_async(
         agency=agency,
         services=services,
-        ingest=ingest,
-        audit=audit,
+        deposits=deposits,
         metrics=metrics,
         meta=meta,
         ref=ref,
@@ -210,8 +245,7 @@ def submit_document(
 def submit_batch(
     agency: AgencyDep,
     services: ServicesDep,
-    ingest: IngestDep,
-    audit: AuditDep,
+    deposits: DepositsDep,
     metrics: MetricsDep,
     files: Annotated[list[UploadFile], File(description="The PDFs, in the order of metadata")],
     metadata: Annotated[
@@ -243,8 +277,7 @@ def submit_batch(
             receipt, created = ingest_one(
                 agency=agency,
                 services=services,
-                ingest=ingest,
-                audit=audit,
+                deposits=deposits,
                 metrics=metrics,
                 meta=meta,
                 ref=meta.ref,
