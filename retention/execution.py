@@ -11,11 +11,12 @@ execution starts, so a resumed run cuts the same batches). For each batch:
    for those to dispose of, the versions and the SHA-256 of each version's root METS, taken
    before anything is deleted.
 3. Per item the **transfer export** (``transfer`` only); the batch's **tombstones** in one
-   durable batched write; a **last look** for holds right before the deletion; then the
-   batch's documents are deleted together, every version with its event records, version
-   claims and retention records (:func:`archive.destruction.destroy_documents`: first
-   versions' root METS first, two durable batch deletes instead of one sync per object,
-   the files removed by many threads at once). Hold markers are never deleted. Then the
+   durable batched write; a **last look** for holds right before the deletion (the open
+   hold placements read once per batch); then the batch's documents are deleted
+   together, every version with its event records, version claims and retention records
+   (:func:`archive.destruction.destroy_documents`: first versions' root METS first, two
+   durable batch deletes instead of one sync per object, the files removed by many
+   threads at once). Hold markers are never deleted. Then the
    batch is removed from the index.
 4. **Done** ``journal/<n>.done.json`` with the final outcomes, and a PREMIS event.
 
@@ -57,7 +58,7 @@ from archive.storage.base import Storage
 from retention.certificate import canonical_json, certificate_id_for, store_certificate
 from retention.disposal_errors import FourEyesError, ProposalStateError
 from retention.layout import records_prefix
-from retention.projection import holds_in_force
+from retention.projection import holds_in_force_many
 from retention.proposals import ProposalItem, ProposalStatus, ProposalStore
 from retention.state import RetentionFacts
 from retention.transfer import export_document
@@ -167,18 +168,23 @@ def _prepare(ctx: _Context, entry: dict[str, Any], resumed: bool) -> dict[str, A
     return done
 
 
-def _last_look(ctx: _Context, entry: dict[str, Any]) -> dict[str, Any]:
+def _last_look(
+    ctx: _Context, pool: ThreadPoolExecutor, prepared: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Right before the batch is deleted (its tombstones are written): a hold placed after
     the check keeps its document, whose tombstone then goes again. The hold's marker may
-    precede its object locks, so the marker is what counts here."""
-    if not entry.get("ready"):
-        return entry
-    doc = entry["document_id"]
-    holds = holds_in_force(ctx.storage, doc)
-    if holds and _committed(ctx.storage, doc):
-        _drop_our_tombstone(ctx, doc)
-        return _skip_id(doc, "under legal hold: " + ", ".join(holds))
-    return entry
+    precede its object locks, so the marker is what counts here. One read of the open
+    placements for the whole batch, then one listing per document."""
+    ready = [e["document_id"] for e in prepared if e.get("ready")]
+    holds = holds_in_force_many(ctx.storage, ready, mapper=pool.map)
+    looked = []
+    for entry in prepared:
+        doc = entry["document_id"]
+        if holds.get(doc) and _committed(ctx.storage, doc):
+            _drop_our_tombstone(ctx, doc)
+            entry = _skip_id(doc, "under legal hold: " + ", ".join(holds[doc]))
+        looked.append(entry)
+    return looked
 
 
 def _tombstones(ctx: _Context, prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -385,7 +391,7 @@ def _finish(
 ) -> None:
     """Step 3's deletion and step 4 of a staged batch: last look, delete, index, done."""
     n = staged.n
-    looked = list(pool.map(lambda e: _last_look(ctx, e), staged.prepared))
+    looked = _last_look(ctx, pool, staged.prepared)
     outcomes = _destroy(ctx, looked, staged.plans)
     gone = [e["document_id"] for e in outcomes if e["outcome"] in ("destroy", "transfer")]
     try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -40,6 +40,7 @@ __all__ = [
     "RetentionOverlay",
     "RetentionProjection",
     "holds_in_force",
+    "holds_in_force_many",
     "latest_record_key",
     "load_overlay",
     "read_json",
@@ -85,11 +86,37 @@ def holds_in_force(storage: Storage, document_id: str) -> tuple[str, ...]:
     Raises:
         StorageUnavailableError.
     """
-    held = {k.rsplit("/", 1)[1] for k in storage.keys(layout.held_prefix(document_id))}
-    for hold_id, ids in _pending_placements(storage).items():
-        if document_id in ids:
-            held.add(hold_id)
-    return tuple(sorted(held))
+    return holds_in_force_many(storage, [document_id])[document_id]
+
+
+def holds_in_force_many(
+    storage: Storage,
+    document_ids: Sequence[str],
+    *,
+    mapper: Callable[
+        [Callable[[str], frozenset[str]], Sequence[str]], Iterable[frozenset[str]]
+    ] = map,
+) -> dict[str, tuple[str, ...]]:
+    """:func:`holds_in_force` of many documents (disposal's last look over a batch): the
+    open placements are read once for all of them, then each document's markers (through
+    ``mapper``, e.g. a thread pool's ``map``: a listing is a round trip on S3).
+
+    The placements are read before the markers: a placement removes its open marker only
+    after it wrote its markers, so one that finishes in between is seen in one of the two.
+
+    Raises:
+        StorageUnavailableError.
+    """
+    pending = _pending_placements(storage)
+
+    def markers(document_id: str) -> frozenset[str]:
+        return frozenset(k.rsplit("/", 1)[1] for k in storage.keys(layout.held_prefix(document_id)))
+
+    found: dict[str, tuple[str, ...]] = {}
+    for document_id, held in zip(document_ids, mapper(markers, document_ids), strict=True):
+        placing = {h for h, ids in pending.items() if document_id in ids}
+        found[document_id] = tuple(sorted(held | placing))
+    return found
 
 
 @dataclass(frozen=True)

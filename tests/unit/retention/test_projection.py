@@ -4,7 +4,7 @@ per document)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -86,3 +86,47 @@ def test_holds_and_recompute_reach_the_index_and_survive_reindex(
     # and reconcile finds the incrementally updated index in sync with storage
     report = reconcile_index(projection.snapshot(), index, KEYER, repair=False)
     assert report.in_sync, report
+
+
+def _put(storage: FsStorage, key: str, data: bytes = b"{}") -> None:
+    import hashlib
+    import io
+
+    storage.put(key, io.BytesIO(data), size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def test_holds_of_a_batch_read_the_open_placements_once(tmp_path: Path) -> None:
+    """Disposal's last look over a batch: markers per document, open placements (still
+    being applied) once for all, a lifting in progress decided by its markers."""
+    import json
+
+    from retention import layout
+    from retention.projection import holds_in_force, holds_in_force_many
+
+    storage = CountingStorage(tmp_path / "store", Clock())
+    _put(storage, layout.held_key("d1", "h1"))
+    _put(storage, layout.held_key("d3", "h3"))
+    placing = json.dumps({"document_ids": ["d2", "d3"]}).encode()
+    _put(storage, layout.open_key("h2"))
+    _put(storage, layout.hold_key("h2", "placed.json"), placing)
+    lifting = json.dumps({"document_ids": ["d4"]}).encode()
+    _put(storage, layout.open_key("h4"))
+    _put(storage, layout.hold_key("h4", "placed.json"), lifting)
+    _put(storage, layout.hold_key("h4", "lifted.json"))
+    docs = ["d1", "d2", "d3", "d4", "d5"]
+    mapped: list[str] = []
+
+    def mapper(fn: Callable[[str], frozenset[str]], ids: Sequence[str]) -> list[frozenset[str]]:
+        mapped.extend(ids)
+        return [fn(i) for i in ids]
+
+    storage.listed.clear()
+    found = holds_in_force_many(storage, docs, mapper=mapper)
+    expected = {"d1": ("h1",), "d2": ("h2",), "d3": ("h2", "h3"), "d4": (), "d5": ()}
+    assert found == expected
+    assert mapped == docs
+    assert storage.listed.count(layout.OPEN_PREFIX) == 1
+    assert sorted(p for p in storage.listed if p.startswith(layout.HELD_PREFIX)) == [
+        layout.held_prefix(d) for d in docs
+    ]
+    assert {d: holds_in_force(storage, d) for d in docs} == expected
