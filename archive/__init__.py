@@ -24,6 +24,7 @@ from archive.model import (
     FileEntry,
     PackageInput,
     PremisEvent,
+    Preservation,
     SignatureInfo,
     StoredObject,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "PackageInput",
     "PackageNotFoundError",
     "PremisEvent",
+    "Preservation",
     "SignatureInfo",
     "StorageUnavailableError",
     "StoredObject",

@@ -78,4 +78,6 @@ def aip_key(aip_id: str, path: str) -> str:
     Raises:
         InvalidKeyError: the id or the path is not safe.
     """
-    return check_key(aip_prefix(aip_id) + path)
+    if "/" in aip_id:
+        raise InvalidKeyError(aip_id, "an AIP id is a single key segment")
+    return check_key(f"aips/{aip_id}/{path}")  # checks the id's segment too: one match

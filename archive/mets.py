@@ -375,10 +375,13 @@ def _read_md_ref(element: etree._Element | None, section: str, aip_id: str) -> F
 
 
 def _read_file(element: etree._Element, aip_id: str) -> FileEntry:
-    location = _first_child(element, _MT_FLOCAT)
-    if location is None:
-        raise InvalidPackageError(aip_id, "missing element FLocat in file")
-    return _entry(element, attr(location, _XL_HREF, aip_id=aip_id), aip_id)
+    for location in element:  # cheaper than iterchildren(tag): FLocat is the only child
+        if location.tag == _MT_FLOCAT:
+            href = location.get(_XL_HREF)
+            if href is None:
+                href = attr(location, _XL_HREF, aip_id=aip_id)  # raises, naming it
+            return _entry(element, href, aip_id)
+    raise InvalidPackageError(aip_id, "missing element FLocat in file")
 
 
 @lru_cache(maxsize=4096)

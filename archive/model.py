@@ -6,6 +6,7 @@ projects them, the API shows them) and never carry storage-engine types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
@@ -130,8 +131,27 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class Preservation:
+    """What a manifest takes from the package's PREMIS."""
+
+    original_sha256: str
+    signature: SignatureInfo
+    events: tuple[PremisEvent, ...] = ()
+
+
+@dataclass(frozen=True, init=False)
 class AipManifest:
-    """A committed package as read back from storage (root METS + descriptive + PREMIS)."""
+    """A committed package as read back from storage (root METS + descriptive + PREMIS).
+
+    ``original_sha256``, ``signature`` and ``events`` come from the PREMIS file. A manifest
+    read from storage has that file's bytes already checked against the root METS, but
+    parses them only when one of the three is first used: a download needs none of them, and
+    parsing PREMIS cost more than all of a download's file reads together. That first use
+    raises :class:`archive.errors.InvalidPackageError` or
+    :class:`archive.errors.HostileXmlError` if the (checked) bytes are not a Kluis PREMIS.
+    Give either the three values or ``preservation`` (a function of those bytes that parses
+    them; it is called at most once per manifest and thread).
+    """
 
     aip_id: str
     metadata: DocumentMetadata
@@ -139,18 +159,104 @@ class AipManifest:
     """Every file of the package except the root METS itself."""
     pdf_path: str
     text_path: str
-    original_sha256: str
-    signature: SignatureInfo
     created_at: datetime
-    events: tuple[PremisEvent, ...] = ()
-    root_mets_sha256: str = ""
+    root_mets_sha256: str
     """SHA-256 of the root METS bytes: the package's manifest hash."""
-    previous_aip_id: str | None = None
+    previous_aip_id: str | None
     """The package this one is a new version of (None for a first version)."""
+    _preservation: Preservation | Callable[[], Preservation] = field(repr=False, compare=False)
+
+    def __init__(
+        self,
+        *,
+        aip_id: str,
+        metadata: DocumentMetadata,
+        files: tuple[FileEntry, ...],
+        pdf_path: str,
+        text_path: str,
+        created_at: datetime,
+        original_sha256: str | None = None,
+        signature: SignatureInfo | None = None,
+        events: tuple[PremisEvent, ...] = (),
+        root_mets_sha256: str = "",
+        previous_aip_id: str | None = None,
+        preservation: Callable[[], Preservation] | None = None,
+    ) -> None:
+        if preservation is None:
+            if original_sha256 is None or signature is None:
+                raise TypeError("give original_sha256 and signature, or preservation")
+            source: Preservation | Callable[[], Preservation]
+            source = Preservation(original_sha256, signature, events)
+        elif original_sha256 is not None or signature is not None or events:
+            raise TypeError("give original_sha256, signature and events or preservation")
+        else:
+            source = preservation
+        values = (
+            aip_id,
+            metadata,
+            files,
+            pdf_path,
+            text_path,
+            created_at,
+            root_mets_sha256,
+            previous_aip_id,
+            source,
+        )
+        for name, value in zip(_MANIFEST_FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)  # frozen: the generated __init__ does so too
+
+    @property
+    def preservation(self) -> Preservation:
+        """The PREMIS part (parsed now if not yet).
+
+        Raises:
+            InvalidPackageError, HostileXmlError: see the class docstring.
+        """
+        source = self._preservation
+        if isinstance(source, Preservation):
+            return source
+        parsed = source()
+        object.__setattr__(self, "_preservation", parsed)  # a cache of a pure function
+        return parsed
+
+    @property
+    def original_sha256(self) -> str:
+        """SHA-256 of the PDF as the agency submitted it. Raises: as :attr:`preservation`."""
+        return self.preservation.original_sha256
+
+    @property
+    def signature(self) -> SignatureInfo:
+        """Raises: as :attr:`preservation`."""
+        return self.preservation.signature
+
+    @property
+    def events(self) -> tuple[PremisEvent, ...]:
+        """The package's own PREMIS events. Raises: as :attr:`preservation`."""
+        return self.preservation.events
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AipManifest):
+            return NotImplemented
+        head = [getattr(self, name) for name in _MANIFEST_FIELDS[:-1]]
+        other_head = [getattr(other, name) for name in _MANIFEST_FIELDS[:-1]]
+        return head == other_head and self.preservation == other.preservation
 
     @property
     def pdf(self) -> FileEntry:
         return next(f for f in self.files if f.path == self.pdf_path)
+
+
+_MANIFEST_FIELDS = (
+    "aip_id",
+    "metadata",
+    "files",
+    "pdf_path",
+    "text_path",
+    "created_at",
+    "root_mets_sha256",
+    "previous_aip_id",
+    "_preservation",
+)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from typing import Literal
 from lxml import etree
 
 from archive._xmltext import (
+    Children,
     child,
     format_datetime,
     optional_text,
@@ -178,26 +179,36 @@ def _event(root: etree._Element, event: PremisEvent, object_path: str) -> None:
 def read_premis(data: bytes, *, aip_id: str) -> PremisRecord:
     """Parse a PREMIS document written by :func:`write_premis`.
 
+    Every lookup walks children directly (no ``find`` paths: lxml runs those through
+    Python-level ElementPath, and this runs on every package read).
+
     Raises:
         HostileXmlError: the bytes are not safe, well-formed XML.
         InvalidPackageError: the document lacks what a Kluis package must record.
     """
     root = parse_xml(data)
-    if root.tag != _p("premis"):
+    if root.tag != _P_PREMIS:
         raise InvalidPackageError(aip_id, f"PREMIS root element is {root.tag!r}")
     objects: list[FileEntry] = []
     original: str | None = None
     signature: SignatureInfo | None = None
-    for obj in root.iterfind(_p("object")):
-        if obj.get(_XSI_TYPE) != "premis:file":
-            continue
-        objects.append(_read_file_object(obj, aip_id))
-        for props in obj.iterfind(_p("significantProperties")):
-            if optional_text(props, _p("significantPropertiesType")) == ORIGINAL_SHA256_TYPE:
-                original = text(props, _p("significantPropertiesValue"), aip_id=aip_id)
-        sig = obj.find(f"{_p('signatureInformation')}/{_p('signature')}")
-        if sig is not None:
-            signature = _read_signature(sig, aip_id)
+    events: list[PremisEvent] = []
+    agents: list[Agent] = []
+    for element in root:
+        tag = element.tag
+        if tag == _P_EVENT:
+            events.append(_read_event(element, aip_id))
+        elif tag == _P_AGENT:
+            agents.append(_read_agent(element, aip_id))
+        elif tag == _P_OBJECT and element.get(_XSI_TYPE) == "premis:file":
+            found = Children(element, aip_id=aip_id)
+            objects.append(_read_file_object(found, aip_id))
+            for props in element.iterchildren(_P_SIGNIFICANT):
+                if optional_text(props, _P_SIGNIFICANT_TYPE) == ORIGINAL_SHA256_TYPE:
+                    original = text(props, _P_SIGNIFICANT_VALUE, aip_id=aip_id)
+            sig = _nested(element, _P_SIGNATURE_INFO, _P_SIGNATURE)
+            if sig is not None:
+                signature = _read_signature(sig, aip_id)
     if original is None or signature is None:
         raise InvalidPackageError(aip_id, "PREMIS lacks the original SHA-256 or the signature")
     return PremisRecord(
@@ -205,30 +216,76 @@ def read_premis(data: bytes, *, aip_id: str) -> PremisRecord:
         objects=tuple(objects),
         original_sha256=original,
         signature=signature,
-        events=tuple(_read_event(e, aip_id) for e in root.iterfind(_p("event"))),
-        agents=tuple(_read_agent(a, aip_id) for a in root.iterfind(_p("agent"))),
+        events=tuple(events),
+        agents=tuple(agents),
     )
 
 
-def _read_file_object(obj: etree._Element, aip_id: str) -> FileEntry:
-    ident = child(obj, _p("objectIdentifier"), aip_id=aip_id)
-    chars = child(obj, _p("objectCharacteristics"), aip_id=aip_id)
-    fixity = child(chars, _p("fixity"), aip_id=aip_id)
-    fmt = chars.find(f"{_p('format')}/{_p('formatDesignation')}/{_p('formatName')}")
-    size = text(chars, _p("size"), aip_id=aip_id)
+_P_PREMIS = _p("premis")
+_P_OBJECT = _p("object")
+_P_EVENT = _p("event")
+_P_AGENT = _p("agent")
+_P_SIGNIFICANT = _p("significantProperties")
+_P_SIGNIFICANT_TYPE = _p("significantPropertiesType")
+_P_SIGNIFICANT_VALUE = _p("significantPropertiesValue")
+_P_SIGNATURE_INFO = _p("signatureInformation")
+_P_SIGNATURE = _p("signature")
+_P_SIGNATURE_PROPERTIES = _p("signatureProperties")
+_P_SIGNER = _p("signer")
+_P_OBJECT_ID = _p("objectIdentifier")
+_P_OBJECT_ID_VALUE = _p("objectIdentifierValue")
+_P_CHARACTERISTICS = _p("objectCharacteristics")
+_P_FIXITY = _p("fixity")
+_P_DIGEST = _p("messageDigest")
+_P_SIZE = _p("size")
+_P_FORMAT = _p("format")
+_P_FORMAT_DESIGNATION = _p("formatDesignation")
+_P_FORMAT_NAME = _p("formatName")
+_P_EVENT_ID = _p("eventIdentifier")
+_P_EVENT_ID_VALUE = _p("eventIdentifierValue")
+_P_EVENT_TYPE = _p("eventType")
+_P_EVENT_DATETIME = _p("eventDateTime")
+_P_OUTCOME_INFO = _p("eventOutcomeInformation")
+_P_OUTCOME = _p("eventOutcome")
+_P_DETAIL_INFO = _p("eventDetailInformation")
+_P_DETAIL = _p("eventDetail")
+_P_LINK_AGENT = _p("linkingAgentIdentifier")
+_P_LINK_AGENT_VALUE = _p("linkingAgentIdentifierValue")
+_P_AGENT_ID = _p("agentIdentifier")
+_P_AGENT_ID_VALUE = _p("agentIdentifierValue")
+_P_AGENT_NAME = _p("agentName")
+_P_AGENT_TYPE = _p("agentType")
+
+
+def _nested(parent: etree._Element, *tags: str) -> etree._Element | None:
+    """``parent.find("a/b/...")`` (the first match in document order) without ElementPath."""
+    head, *rest = tags
+    for element in parent.iterchildren(head):
+        found = _nested(element, *rest) if rest else element
+        if found is not None:
+            return found
+    return None
+
+
+def _read_file_object(obj: Children, aip_id: str) -> FileEntry:
+    ident = obj.child(_P_OBJECT_ID)
+    chars = obj.child(_P_CHARACTERISTICS)
+    fixity = child(chars, _P_FIXITY, aip_id=aip_id)
+    fmt = _nested(chars, _P_FORMAT, _P_FORMAT_DESIGNATION, _P_FORMAT_NAME)
+    size = text(chars, _P_SIZE, aip_id=aip_id)
     if not size.isdigit():
         raise InvalidPackageError(aip_id, f"PREMIS size {size!r} is not a number")
     return FileEntry(
-        path=text(ident, _p("objectIdentifierValue"), aip_id=aip_id),
+        path=text(ident, _P_OBJECT_ID_VALUE, aip_id=aip_id),
         size=int(size),
-        sha256=text(fixity, _p("messageDigest"), aip_id=aip_id),
+        sha256=text(fixity, _P_DIGEST, aip_id=aip_id),
         mime_type="" if fmt is None else (fmt.text or ""),
     )
 
 
 def _read_signature(sig: etree._Element, aip_id: str) -> SignatureInfo:
     props: dict[str, str] = {}
-    for prop in sig.iterfind(_p("signatureProperties")):
+    for prop in sig.iterchildren(_P_SIGNATURE_PROPERTIES):
         key, sep, value = (prop.text or "").partition("=")
         if sep:
             props[key] = value
@@ -238,40 +295,70 @@ def _read_signature(sig: etree._Element, aip_id: str) -> SignatureInfo:
     return SignatureInfo(
         level=props["level"],
         signed_at=parse_datetime(props["signingTime"], aip_id=aip_id, what="signingTime"),
-        signer_subject=text(sig, _p("signer"), aip_id=aip_id),
+        signer_subject=text(sig, _P_SIGNER, aip_id=aip_id),
         certificate_sha256=props["certificateSha256"],
     )
 
 
 def _read_event(element: etree._Element, aip_id: str) -> PremisEvent:
-    ident = child(element, _p("eventIdentifier"), aip_id=aip_id)
-    found = element.findtext(f"{_p('eventOutcomeInformation')}/{_p('eventOutcome')}")
-    outcome = next((o for o in _OUTCOMES if o == found), None)
+    # One pass over the children (an event is most of a PREMIS file): the first of each
+    # part counts, as with ``find``; every linked agent's value counts.
+    ident: etree._Element | None = None
+    kind: str | None = None
+    at: str | None = None
+    detail: str | None = None
+    outcome_text: str | None = None
+    agents: list[str] = []
+    for part in element:
+        tag = part.tag
+        if tag == _P_EVENT_ID:
+            ident = part if ident is None else ident
+        elif tag == _P_EVENT_TYPE:
+            kind = (part.text or "") if kind is None else kind
+        elif tag == _P_EVENT_DATETIME:
+            at = (part.text or "") if at is None else at
+        elif tag == _P_DETAIL_INFO:
+            detail = _first_text(part, _P_DETAIL) if detail is None else detail
+        elif tag == _P_OUTCOME_INFO:
+            outcome_text = _first_text(part, _P_OUTCOME) if outcome_text is None else outcome_text
+        elif tag == _P_LINK_AGENT:
+            agents.extend(v.text or "" for v in part if v.tag == _P_LINK_AGENT_VALUE)
+    if ident is None:
+        raise InvalidPackageError(aip_id, "missing element eventIdentifier in event")
+    outcome = next((o for o in _OUTCOMES if o == outcome_text), None)
     if outcome is None:
-        raise InvalidPackageError(aip_id, f"PREMIS event outcome {found!r} is not known")
-    detail = element.findtext(f"{_p('eventDetailInformation')}/{_p('eventDetail')}")
-    agents = element.iterfind(f"{_p('linkingAgentIdentifier')}/{_p('linkingAgentIdentifierValue')}")
+        raise InvalidPackageError(aip_id, f"PREMIS event outcome {outcome_text!r} is not known")
+    if kind is None:
+        raise InvalidPackageError(aip_id, "missing element eventType in event")
+    if at is None:
+        raise InvalidPackageError(aip_id, "missing element eventDateTime in event")
     return PremisEvent(
-        identifier=text(ident, _p("eventIdentifierValue"), aip_id=aip_id),
-        event_type=text(element, _p("eventType"), aip_id=aip_id),
-        at=parse_datetime(
-            text(element, _p("eventDateTime"), aip_id=aip_id), aip_id=aip_id, what="eventDateTime"
-        ),
+        identifier=text(ident, _P_EVENT_ID_VALUE, aip_id=aip_id),
+        event_type=kind,
+        at=parse_datetime(at, aip_id=aip_id, what="eventDateTime"),
         outcome=outcome,
         detail=detail or "",
-        agent_ids=tuple(a.text or "" for a in agents),
+        agent_ids=tuple(agents),
     )
 
 
+def _first_text(parent: etree._Element, tag: str) -> str | None:
+    """The text of ``parent``'s first child ``tag`` ('' when empty), None without one."""
+    for element in parent:
+        if element.tag == tag:
+            return element.text or ""
+    return None
+
+
 def _read_agent(element: etree._Element, aip_id: str) -> Agent:
-    ident = child(element, _p("agentIdentifier"), aip_id=aip_id)
-    found = text(element, _p("agentType"), aip_id=aip_id)
-    agent_type = next((t for t in _AGENT_TYPES if t == found), None)
+    found = Children(element, aip_id=aip_id)
+    kind = found.text(_P_AGENT_TYPE)
+    agent_type = next((t for t in _AGENT_TYPES if t == kind), None)
     if agent_type is None:
-        raise InvalidPackageError(aip_id, f"PREMIS agent type {found!r} is not known")
+        raise InvalidPackageError(aip_id, f"PREMIS agent type {kind!r} is not known")
     return Agent(
-        identifier=text(ident, _p("agentIdentifierValue"), aip_id=aip_id),
-        name=text(element, _p("agentName"), aip_id=aip_id),
+        identifier=text(found.child(_P_AGENT_ID), _P_AGENT_ID_VALUE, aip_id=aip_id),
+        name=found.text(_P_AGENT_NAME),
         agent_type=agent_type,
     )
 

@@ -12,12 +12,13 @@ signature, original hash, creation time and events.
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 
 from archive import layout
 from archive.descriptive import read_descriptive
 from archive.errors import IntegrityError, InvalidPackageError
 from archive.mets import RootMets, read_root_mets
-from archive.model import AipManifest, FileEntry
+from archive.model import AipManifest, FileEntry, Preservation
 from archive.premis import read_premis
 
 __all__ = ["assemble_manifest", "check_bytes", "read_manifest", "read_root"]
@@ -54,7 +55,8 @@ def check_bytes(aip_id: str, entry: FileEntry, data: bytes) -> bytes:
 def read_manifest(
     aip_id: str, root_mets: bytes, *, descriptive: bytes, premis: bytes
 ) -> AipManifest:
-    """Assemble the manifest of package ``aip_id`` from its three metadata documents.
+    """Assemble the manifest of package ``aip_id`` from its three metadata documents, all
+    parsed now (a package about to be stored is checked in full).
 
     Raises:
         HostileXmlError: a document is not safe, well-formed XML.
@@ -62,36 +64,47 @@ def read_manifest(
         IntegrityError: the descriptive or PREMIS bytes differ from what the root METS lists.
     """
     root = read_root(aip_id, root_mets)
-    return assemble_manifest(
+    manifest = assemble_manifest(
         aip_id,
         root,
         root_mets_sha256=hashlib.sha256(root_mets).hexdigest(),
         descriptive=descriptive,
         premis=premis,
     )
+    manifest.preservation  # noqa: B018  (parse the PREMIS now: its errors are raised here)
+    return manifest
 
 
 def assemble_manifest(
     aip_id: str, root: RootMets, *, root_mets_sha256: str, descriptive: bytes, premis: bytes
 ) -> AipManifest:
     """:func:`read_manifest` for a root METS already parsed by :func:`read_root` (a package
-    read parses it once).
+    read parses it once). Both files are checked against the root METS now; the PREMIS is
+    parsed when the manifest's PREMIS part is first used (see :class:`AipManifest`).
 
     Raises:
-        As :func:`read_manifest`.
+        HostileXmlError, InvalidPackageError: the descriptive metadata is not a Kluis one.
+        IntegrityError: the descriptive or PREMIS bytes differ from what the root METS lists.
     """
     meta = read_descriptive(check_bytes(aip_id, root.descriptive, descriptive), aip_id=aip_id)
-    record = read_premis(check_bytes(aip_id, root.premis, premis), aip_id=aip_id)
     return AipManifest(
         aip_id=aip_id,
         metadata=meta,
         files=root.files,
         pdf_path=root.representations[layout.REP_PDF][0],
         text_path=root.representations[layout.REP_TEXT][0],
-        original_sha256=record.original_sha256,
-        signature=record.signature,
         created_at=root.created_at,
-        events=record.events,
         root_mets_sha256=root_mets_sha256,
         previous_aip_id=root.previous_aip_id,
+        preservation=partial(_read_preservation, aip_id, check_bytes(aip_id, root.premis, premis)),
     )
+
+
+def _read_preservation(aip_id: str, premis: bytes) -> Preservation:
+    """The manifest's PREMIS part from bytes checked against the root METS.
+
+    Raises:
+        HostileXmlError, InvalidPackageError.
+    """
+    record = read_premis(premis, aip_id=aip_id)
+    return Preservation(record.original_sha256, record.signature, record.events)

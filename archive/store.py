@@ -620,14 +620,19 @@ class AipStore:
             raise PackageNotFoundError(aip_id) from exc
         return data, read_root(aip_id, data)
 
-    def _read_listed(self, aip_id: str, entry: FileEntry) -> bytes:
+    def _read_listed(self, aip_id: str, entry: FileEntry, *, check: bool = True) -> bytes:
+        """A listed metadata file, checked against ``entry`` (``check=False``: by the caller,
+        e.g. :func:`assemble_manifest`, which checks what it is given)."""
         try:
-            return check_bytes(aip_id, entry, self._read_small(layout.aip_key(aip_id, entry.path)))
+            data = self._read_small(layout.aip_key(aip_id, entry.path))
         except ObjectNotFoundError as exc:
             raise InvalidPackageError(aip_id, f"{entry.path} is listed but missing") from exc
+        return check_bytes(aip_id, entry, data) if check else data
 
     def manifest(self, aip_id: str) -> AipManifest:
-        """The committed package's manifest (root METS + descriptive + PREMIS).
+        """The committed package's manifest (root METS + descriptive + PREMIS). All three are
+        read and checked against the root METS now; the PREMIS is parsed on first use of the
+        manifest's PREMIS part (see :class:`AipManifest`: a download never needs it).
 
         Raises:
             PackageNotFoundError: no committed package has this id.
@@ -636,12 +641,12 @@ class AipStore:
             StorageUnavailableError.
         """
         data, root = self._root(aip_id)
-        return assemble_manifest(  # the root METS is parsed once per read
+        return assemble_manifest(  # the root METS is parsed once per read; it checks both
             aip_id,
             root,
             root_mets_sha256=hashlib.sha256(data).hexdigest(),
-            descriptive=self._read_listed(aip_id, root.descriptive),
-            premis=self._read_listed(aip_id, root.premis),
+            descriptive=self._read_listed(aip_id, root.descriptive, check=False),
+            premis=self._read_listed(aip_id, root.premis, check=False),
         )
 
     def open_file(

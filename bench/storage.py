@@ -6,7 +6,8 @@ s3 needs a server: KLUIS_TEST_S3_ENDPOINT (+ _ACCESS_KEY, _SECRET_KEY), e.g. fro
 ``S3_PYTHON=.venv/bin/python CEPH_OBJECTSTORE=memstore bash deploy/ceph/start.sh``. On that
 4 GiB memstore cluster mind the big objects: deleted, they still hold their space until RGW's
 garbage collection (2 h by default; ``radosgw-admin gc process --include-all`` runs it now),
-and a full OSD blocks every write. ``--big-mb 256`` measures the same path.
+and a full OSD blocks every write. ``--big-mb 256`` measures the same path; the big object
+is written once per round, so s3 runs one round unless ``--big-runs`` says otherwise.
 fs writes under bench/out/ (git-ignored). Rows:
 
 - packages/s written: ``AipStore.commit`` with a retention (commit intent, every file fsync'd
@@ -18,18 +19,24 @@ fs writes under bench/out/ (git-ignored). Rows:
   expressed per package. Kluis writes a package's files concurrently (fs: fsyncs, s3: PUTs),
   so a second row gives the raw path the same concurrency;
 - packages/s read: ``manifest`` + stream the PDF given that manifest (the root METS read and
-  parsed once; every metadata file and the PDF checked against it) vs raw reads of the same
-  files;
+  parsed once; every metadata file and the PDF checked against it; the PREMIS is parsed only
+  on first use, which a download does not make) vs raw reads of all the package's files; a
+  second row also uses the manifest's signature (PREMIS parsed: a detail page);
 - MB/s for one big object (``--big-mb``) written and read vs raw (fs: write+fsync/read;
-  s3: minio ``put_object``/``get_object`` with the same part size);
+  s3: minio ``put_object``/``get_object`` with the same part size), the median of
+  ``--big-runs`` rounds in which ours and raw take turns going first (the second writer
+  finds the first one's object in the page cache); it was one run, ours first and traced;
 - peak Python memory (tracemalloc) during the big write and read.
-Every rate is the median of ``--runs`` runs; Kluis and raw runs alternate (ours, raw, ours,
-raw, ...) so that load from other users of the shared machine hits both alike.
+Every package rate is the median of ``--runs`` runs; Kluis and raw runs alternate (ours, raw,
+ours, raw, ...) so that load from other users of the shared machine hits both alike. Next to
+each rate: CPU time (every thread of this process) per package, or per MiB for the big
+object, which that load hardly changes; it leaves out waiting for the disk (fsync).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import os
@@ -88,16 +95,25 @@ def packages(n: int) -> list[BuiltPackage]:
     return [build_aip(make_input(str(uuid.uuid4()))) for _ in range(n)]
 
 
-def interleaved_rates(runs: int, n: int, **fns: Callable[[], None]) -> dict[str, float]:
-    """Median rate (n per second) of each function over ``runs`` rounds. Each round runs every
-    function once, in turn, so a load change on the shared machine hits all of them alike."""
+def interleaved_rates(
+    runs: int, n: int, **fns: Callable[[], None]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median rate (n per second) and median CPU time per item (microseconds, every thread of
+    this process) of each function over ``runs`` rounds. Each round runs every function once,
+    in turn, so a load change on the shared machine hits all of them alike; the CPU time
+    hardly depends on that load at all (it leaves out waiting for the disk)."""
     rates: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
+            cpu[name].append((time.process_time() - start_cpu) / n * 1e6)
             rates[name].append(n / (time.perf_counter() - start))
-    return {name: statistics.median(r) for name, r in rates.items()}
+    return (
+        {name: statistics.median(r) for name, r in rates.items()},
+        {name: statistics.median(c) for name, c in cpu.items()},
+    )
 
 
 RawPut = Callable[[list[tuple[str, bytes]], ThreadPoolExecutor | None], None]
@@ -141,7 +157,7 @@ def bench_packages(
             files.append((f"rawp/{pkg.aip_id}/METS.xml", pkg.root_mets))
             raw_put(files, pool)
 
-    writes = interleaved_rates(
+    writes, write_cpu = interleaved_rates(
         runs, n, ours=ours_write, raw=raw_write, raw_parallel=raw_parallel_write
     )
     pool.shutdown()
@@ -155,17 +171,35 @@ def bench_packages(
             with store.open_file(aip_id, manifest.pdf_path, manifest=manifest) as handle:
                 handle.read()
 
+    def ours_full_read() -> None:
+        # A detail page with a download: the manifest's PREMIS part (parsed on first use)
+        # too, so that deferring that parse cannot hide its cost.
+        for aip_id in ids:
+            manifest = store.manifest(aip_id)
+            assert manifest.signature.level and manifest.events is not None
+            with store.open_file(aip_id, manifest.pdf_path, manifest=manifest) as handle:
+                handle.read()
+
     def raw_read() -> None:
         for key in read_keys:
             raw_get(key)
 
-    reads = interleaved_rates(runs, n, ours=ours_read, raw=raw_read)
+    reads, read_cpu = interleaved_rates(
+        runs, n, ours=ours_read, raw=raw_read, ours_full=ours_full_read
+    )
     return {
         "write": writes["ours"],
         "read": reads["ours"],
+        "full_read": reads["ours_full"],
+        "cpu_full_read": read_cpu["ours_full"],
         "raw_write": writes["raw"],
         "raw_parallel_write": writes["raw_parallel"],
         "raw_read": reads["raw"],
+        "cpu_write": write_cpu["ours"],
+        "cpu_raw_write": write_cpu["raw"],
+        "cpu_raw_parallel_write": write_cpu["raw_parallel"],
+        "cpu_read": read_cpu["ours"],
+        "cpu_raw_read": read_cpu["raw"],
         "files": per_pkg,
         "workers": workers,
     }
@@ -176,40 +210,68 @@ def bench_big(
     raw_put: Callable[[str, int], None],
     raw_get: Callable[[str], int],
     size: int,
+    runs: int,
 ) -> dict[str, float]:
+    """Medians over ``runs`` rounds of: ours written and read, and raw written and read (each
+    deleted after its round; every other round raw goes first); then one more untimed write
+    and read of ours under tracemalloc for the peak memory (tracing slows allocation: no
+    timed run pays for it)."""
     sha = pattern_sha256(size)
+    mib = size / MB
+    found: dict[str, list[float]] = {}
+
+    def note(name: str, start: float, start_cpu: float) -> None:
+        rate, cpu = _per_mib(mib, start, start_cpu)
+        found.setdefault(name, []).append(rate)
+        found.setdefault("cpu_" + name, []).append(cpu)
+
+    def ours_write() -> None:
+        storage.put("big/ours", io.BufferedReader(Pattern(size), MB), size=size, sha256=sha)
+
+    def ours_read() -> None:
+        got = 0
+        with storage.open("big/ours") as handle:  # like the raw path: no hashing in the loop
+            while chunk := handle.read(MB):
+                got += len(chunk)
+        assert got == size
+
+    def raw_read(key: str) -> None:
+        assert raw_get(key) == size
+
+    for round_ in range(runs):
+        # A fresh raw file each round: rewriting one in place (truncate) costs ext4 more.
+        raw_key = f"big/raw-{round_}"
+        steps = [
+            ("write", ours_write),
+            ("read", ours_read),
+            ("raw_write", functools.partial(raw_put, raw_key, size)),
+            ("raw_read", functools.partial(raw_read, raw_key)),
+        ]
+        # Who goes first alternates: the second writer finds the first one's object in
+        # the page cache (and the disk maybe still busy with it).
+        for name, fn in steps if round_ % 2 == 0 else steps[2:] + steps[:2]:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            note(name, start, start_cpu)
+        assert storage.stat("big/ours").sha256 == sha
+        storage.delete("big/ours")  # every version: the test cluster keeps objects in memory
+        storage.delete(raw_key)  # s3 (the fs raw files go with bench/out)
     tracemalloc.start()
-    start = time.perf_counter()
-    storage.put("big/ours", io.BufferedReader(Pattern(size), MB), size=size, sha256=sha)
-    w = size / MB / (time.perf_counter() - start)
+    ours_write()
     _, peak_w = tracemalloc.get_traced_memory()
     tracemalloc.reset_peak()
-    start = time.perf_counter()
-    got = 0
-    with storage.open("big/ours") as handle:  # read like the raw path: no hashing in the loop
-        while chunk := handle.read(MB):
-            got += len(chunk)
-    r = size / MB / (time.perf_counter() - start)
+    ours_read()
     _, peak_r = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert got == size and storage.stat("big/ours").sha256 == sha
-    start = time.perf_counter()
-    raw_put("big/raw", size)
-    rw = size / MB / (time.perf_counter() - start)
-    start = time.perf_counter()
-    got = raw_get("big/raw")
-    rr = size / MB / (time.perf_counter() - start)
-    assert got == size
-    storage.delete("big/ours")  # every version: the test cluster keeps objects in memory
-    storage.delete("big/raw")
-    return {
-        "write": w,
-        "read": r,
-        "raw_write": rw,
-        "raw_read": rr,
-        "peak_w": peak_w / MB,
-        "peak_r": peak_r / MB,
-    }
+    storage.delete("big/ours")
+    result = {name: statistics.median(values) for name, values in found.items()}
+    return result | {"peak_w": peak_w / MB, "peak_r": peak_r / MB}
+
+
+def _per_mib(mib: float, start: float, start_cpu: float) -> tuple[float, float]:
+    """MiB/s since ``start`` and CPU microseconds per MiB since ``start_cpu``."""
+    cpu = (time.process_time() - start_cpu) / mib * 1e6
+    return mib / (time.perf_counter() - start), cpu
 
 
 def fs_backend(root: Path) -> tuple[Storage, Any, Any, Any, Any, Callable[[], None]]:
@@ -347,6 +409,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--big-mb", type=int, default=1024)
+    parser.add_argument(
+        "--big-runs",
+        type=int,
+        default=0,
+        help="rounds of the big object (default: --runs made even on fs, 1 on s3)",
+    )
     args = parser.parse_args()
     rows = []
     for name in args.backends.split(","):
@@ -355,7 +423,9 @@ def main() -> None:
         try:
             workers = SYNC_WORKERS if name == "fs" else DEFAULT_PUT_WORKERS
             p = bench_packages(storage, put, get, args.n, args.runs, workers)
-            b = bench_big(storage, put_big, get_big, args.big_mb * MB)
+            # fs: an even number of rounds, so that each side goes first equally often
+            big_runs = args.big_runs or (args.runs + args.runs % 2 if name == "fs" else 1)
+            b = bench_big(storage, put_big, get_big, args.big_mb * MB, big_runs)
         finally:
             cleanup()
             storage.close()
@@ -364,25 +434,61 @@ def main() -> None:
         f"storage bench: n={args.n} packages x {args.runs} runs (median), big object "
         f"{args.big_mb} MiB, load1 {os.getloadavg()[0]:.2f}, {os.cpu_count()} cpus"
     )
-    print("| backend | what | Kluis | raw | raw/Kluis |")
-    print("|---|---|---|---|---|")
+    print("| backend | what | Kluis | raw | raw/Kluis | CPU us Kluis / raw | CPU ratio |")
+    print("|---|---|---|---|---|---|---|")
     for name, p, b in rows:
         files = int(p["files"])
-        for label, ours, raw in (
-            (f"packages/s written ({files} files each)", p["write"], p["raw_write"]),
+        for label, ours, raw, cpu, raw_cpu in (
+            (
+                f"packages/s written ({files} files each)",
+                p["write"],
+                p["raw_write"],
+                p["cpu_write"],
+                p["cpu_raw_write"],
+            ),
             (
                 f"packages/s written, raw {int(p['workers'])} files at once",
                 p["write"],
                 p["raw_parallel_write"],
+                p["cpu_write"],
+                p["cpu_raw_parallel_write"],
             ),
-            ("packages/s read (manifest + PDF)", p["read"], p["raw_read"]),
-            (f"MB/s write {args.big_mb} MiB object", b["write"], b["raw_write"]),
-            (f"MB/s read {args.big_mb} MiB object", b["read"], b["raw_read"]),
+            (
+                "packages/s read (manifest + PDF)",
+                p["read"],
+                p["raw_read"],
+                p["cpu_read"],
+                p["cpu_raw_read"],
+            ),
+            (
+                "packages/s read (manifest + signature + PDF)",
+                p["full_read"],
+                p["raw_read"],
+                p["cpu_full_read"],
+                p["cpu_raw_read"],
+            ),
+            (
+                f"MB/s write {args.big_mb} MiB object (CPU per MiB)",
+                b["write"],
+                b["raw_write"],
+                b["cpu_write"],
+                b["cpu_raw_write"],
+            ),
+            (
+                f"MB/s read {args.big_mb} MiB object (CPU per MiB)",
+                b["read"],
+                b["raw_read"],
+                b["cpu_read"],
+                b["cpu_raw_read"],
+            ),
         ):
-            print(f"| {name} | {label} | {ours:.1f} | {raw:.1f} | {raw / ours:.2f}x |")
+            print(
+                f"| {name} | {label} | {ours:.1f} | {raw:.1f} | {raw / ours:.2f}x "
+                f"| {cpu:.0f} / {raw_cpu:.0f} | {cpu / raw_cpu:.2f}x |"
+            )
         print(
             f"| {name} | peak Python memory, big write / read | "
-            f"{b['peak_w']:.1f} / {b['peak_r']:.1f} MiB | | |"
+            f"{b['peak_w']:.1f} / {b['peak_r']:.1f} MiB | | | | |"
         )
     print(f"max RSS of this process: {_maxrss_mb():.0f} MiB")
 

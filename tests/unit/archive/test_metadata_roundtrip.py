@@ -12,8 +12,9 @@ from archive.descriptive import read_descriptive, write_descriptive
 from archive.errors import HostileXmlError, IntegrityError, InvalidPackageError
 from archive.model import AipManifest, BuiltPackage, PackageInput
 from archive.package import build_aip
-from archive.premis import read_premis
+from archive.premis import _read_event, read_premis
 from archive.reader import read_manifest
+from archive.xml import parse_xml
 
 
 def _read(
@@ -113,3 +114,62 @@ def test_issued_on_round_trips(inp: PackageInput) -> None:
     meta = dataclasses.replace(inp.metadata, issued_on=date(1999, 12, 31))
     data = write_descriptive(inp.aip_id, meta, mime_type="application/pdf")
     assert read_descriptive(data, aip_id=inp.aip_id).issued_on == date(1999, 12, 31)
+
+
+_EVENT = """<premis:premis xmlns:premis="http://www.loc.gov/premis/v3" version="3.0">
+  <premis:event>
+    {parts}
+  </premis:event>
+</premis:premis>"""
+_EVENT_ID = (
+    "<premis:eventIdentifier><premis:eventIdentifierType>local</premis:eventIdentifierType>"
+    "<premis:eventIdentifierValue>e1</premis:eventIdentifierValue></premis:eventIdentifier>"
+)
+_EVENT_TYPE = "<premis:eventType>ingestion</premis:eventType>"
+_EVENT_AT = "<premis:eventDateTime>2025-03-14T09:26:53Z</premis:eventDateTime>"
+_OUTCOME = (
+    "<premis:eventOutcomeInformation><premis:eventOutcome>success</premis:eventOutcome>"
+    "</premis:eventOutcomeInformation>"
+)
+
+
+def _event(*parts: str) -> bytes:
+    return _EVENT.format(parts="".join(parts)).encode()
+
+
+def test_an_event_reads_its_first_parts_and_every_linked_agent() -> None:
+    data = _event(
+        _EVENT_ID,
+        _EVENT_TYPE,
+        _EVENT_AT,
+        # the first detail *found* counts, as with ElementPath's find
+        "<premis:eventDetailInformation/>",
+        "<premis:eventDetailInformation><premis:eventDetail>second</premis:eventDetail>"
+        "</premis:eventDetailInformation>",
+        _OUTCOME,
+        "<premis:linkingAgentIdentifier><premis:linkingAgentIdentifierValue>a1"
+        "</premis:linkingAgentIdentifierValue></premis:linkingAgentIdentifier>",
+        "<premis:linkingAgentIdentifier><premis:linkingAgentIdentifierValue>a2"
+        "</premis:linkingAgentIdentifierValue><premis:linkingAgentIdentifierValue>a3"
+        "</premis:linkingAgentIdentifierValue></premis:linkingAgentIdentifier>",
+        "<premis:eventType>ignored: not the first</premis:eventType>",
+    )
+    event = _read_event(parse_xml(data)[0], "x")
+    assert (event.identifier, event.event_type, event.outcome) == ("e1", "ingestion", "success")
+    assert event.at == datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+    assert event.detail == "second"
+    assert event.agent_ids == ("a1", "a2", "a3")
+
+
+@pytest.mark.parametrize(
+    ("parts", "missing"),
+    [
+        ((_EVENT_TYPE, _EVENT_AT, _OUTCOME), "eventIdentifier"),
+        ((_EVENT_ID, _EVENT_TYPE, _EVENT_AT), "outcome None"),
+        ((_EVENT_ID, _EVENT_AT, _OUTCOME), "eventType"),
+        ((_EVENT_ID, _EVENT_TYPE, _OUTCOME), "eventDateTime"),
+    ],
+)
+def test_an_event_without_a_required_part_is_refused(parts: tuple[str, ...], missing: str) -> None:
+    with pytest.raises(InvalidPackageError, match=missing):
+        _read_event(parse_xml(_event(*parts))[0], "x")
