@@ -4,6 +4,8 @@
 
     METS.xml                                root METS, written last (commit marker)
     metadata/descriptive/dc.xml             Dublin Core terms + Kluis elements
+    metadata/descriptive/index.json         what the search index needs, as JSON (absent
+                                            in older packages; see archive.index_file)
     metadata/preservation/premis.xml        PREMIS 3: objects, fixity, signature, events, agents
     representations/rep1/METS.xml           preservation representation
     representations/rep1/data/<pdf_name>    the signed PDF
@@ -24,6 +26,7 @@ from archive.storage.base import check_key
 
 __all__ = [
     "DESCRIPTIVE_PATH",
+    "INDEX_FILE_PATH",
     "PREMIS_PATH",
     "REP_PDF",
     "REP_TEXT",
@@ -38,6 +41,8 @@ __all__ = [
 
 ROOT_METS = "METS.xml"
 DESCRIPTIVE_PATH = "metadata/descriptive/dc.xml"
+INDEX_FILE_PATH = "metadata/descriptive/index.json"
+"""Absent in packages archived before it existed: readers fall back (archive.index_file)."""
 PREMIS_PATH = "metadata/preservation/premis.xml"
 SCHEMAS_DIR = "schemas"
 REP_PDF = "rep1"

@@ -33,9 +33,11 @@ from archive.xml import parse_xml
 __all__ = [
     "CONTENT_TYPE_LABEL",
     "CSIP_NS",
+    "INDEX_MDTYPE",
     "METS_NS",
     "Representation",
     "RootMets",
+    "index_file_declaration",
     "read_root_mets",
     "write_representation_mets",
     "write_root_mets",
@@ -51,6 +53,9 @@ CONTENT_CATEGORY = "Textual works – Digital"
 CONTENT_TYPE_LABEL = "Kluis signed document (PDF with PAdES signature)"
 """``@csip:OTHERCONTENTINFORMATIONTYPE``; no CSIP content information type fits a document."""
 SOFTWARE_NAME = "Kluis"
+INDEX_DMD_ID = "dmd-index"
+INDEX_MDTYPE = "KLUIS-INDEX"
+"""``OTHERMDTYPE`` of the index file's ``mdRef`` (:mod:`archive.index_file`)."""
 PARENT_LABEL = "Parent AIP"
 """structMap division that points to the previous version (E-ARK AIP versioning)."""
 _NSMAP = {"mets": METS_NS, "xlink": XLINK_NS, "csip": CSIP_NS, "xsi": XSI_NS}
@@ -150,16 +155,37 @@ def _checksum_attrs(entry: FileEntry, created: str) -> dict[str, str]:
     }
 
 
-def _md_ref(parent: etree._Element, entry: FileEntry, mdtype: str, created: str) -> None:
+def _md_ref(
+    parent: etree._Element, entry: FileEntry, mdtype: str, created: str, *, other: str = ""
+) -> None:
     sub(
         parent,
         _m("mdRef"),
-        ID=_file_id(entry.path).replace("file-", "mdref-", 1),
+        ID=_md_ref_id(entry.path),
         LOCTYPE="URL",
         MDTYPE=mdtype,
+        **({"OTHERMDTYPE": other} if other else {}),
         **{_x("type"): "simple", _x("href"): entry.path},
         **_checksum_attrs(entry, created),
     )
+
+
+def _md_ref_id(path: str) -> str:
+    return _file_id(path).replace("file-", "mdref-", 1)
+
+
+def index_file_declaration(entry: FileEntry, created_at: datetime) -> bytes:
+    """The exact bytes of the ``mdRef`` start tag :func:`write_root_mets` writes for the
+    index file ``entry`` of a package created at ``created_at`` (see
+    :func:`archive.index_file.read_index_file`). Kept next to the writer on purpose: the two
+    must change together (``tests/unit/archive/test_index_file.py`` checks they agree)."""
+    return (
+        f'<mets:mdRef ID="{_md_ref_id(entry.path)}" LOCTYPE="URL" MDTYPE="OTHER" '
+        f'OTHERMDTYPE="{INDEX_MDTYPE}" xlink:type="simple" xlink:href="{entry.path}" '
+        f'MIMETYPE="{entry.mime_type}" SIZE="{entry.size}" '
+        f'CREATED="{format_datetime(created_at)}" CHECKSUM="{entry.sha256}" '
+        'CHECKSUMTYPE="SHA-256"/>'
+    ).encode()
 
 
 def _file(group: etree._Element, entry: FileEntry, href: str, created: str) -> None:
@@ -179,11 +205,14 @@ def write_root_mets(
     schemas: Sequence[FileEntry],
     representations: Sequence[Representation],
     previous_aip_id: str | None = None,
+    index_file: FileEntry | None = None,
 ) -> bytes:
     """Serialise the package's root METS (the manifest).
 
     ``previous_aip_id`` makes this package a new version of that AIP (E-ARK AIP versioning:
     a structMap division labelled ``Parent AIP`` with a ``mets:mptr`` to its URN).
+    ``index_file`` (:mod:`archive.index_file`) gets a second ``dmdSec`` (``MDTYPE="OTHER"``),
+    referenced from the metadata division like the first.
 
     Raises:
         ValueError: ``created_at`` is naive, or a value contains characters XML cannot hold.
@@ -193,6 +222,11 @@ def write_root_mets(
     _header(root, created, software_version, submitter)
     dmd = sub(root, _m("dmdSec"), ID="dmd-descriptive", CREATED=created, STATUS="CURRENT")
     _md_ref(dmd, descriptive, "DC", created)
+    dmd_ids = "dmd-descriptive"
+    if index_file is not None:
+        dmd_ids += " " + INDEX_DMD_ID
+        dmd = sub(root, _m("dmdSec"), ID=INDEX_DMD_ID, CREATED=created, STATUS="CURRENT")
+        _md_ref(dmd, index_file, "OTHER", created, other=INDEX_MDTYPE)
     amd = sub(root, _m("amdSec"), ID="amd")
     digiprov = sub(amd, _m("digiprovMD"), ID="digiprov-premis", STATUS="CURRENT")
     _md_ref(digiprov, premis, "PREMIS", created)
@@ -223,7 +257,7 @@ def write_root_mets(
         ID="div-metadata",
         LABEL="Metadata",
         ADMID="digiprov-premis",
-        DMDID="dmd-descriptive",
+        DMDID=dmd_ids,
     )
     schemas_div = sub(top, _m("div"), ID="div-schemas", LABEL="Schemas")
     sub(schemas_div, _m("fptr"), FILEID="grp-schemas")
@@ -287,6 +321,7 @@ def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
     if root.tag != _MT_METS:
         raise InvalidPackageError(aip_id, f"root element is {root.tag!r}, not mets:mets")
     header = descriptive_ref = premis_ref = None
+    other_refs: list[etree._Element] = []
     groups: list[etree._Element] = []
     divs: list[etree._Element] = []
     for section in root:
@@ -297,6 +332,8 @@ def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
         elif tag == _MT_DMD:
             if descriptive_ref is None:
                 descriptive_ref = _first_child(section, _MT_MDREF)
+            else:  # the index file (``index_file``): listed like every other file
+                other_refs.extend(section.iterchildren(_MT_MDREF))
         elif tag == _MT_AMD:
             for digiprov in section.iterchildren(_MT_DIGIPROV):
                 if premis_ref is None:
@@ -316,6 +353,7 @@ def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
     descriptive = _read_md_ref(descriptive_ref, "dmdSec", aip_id)
     premis = _read_md_ref(premis_ref, "digiprovMD", aip_id)
     files = [descriptive, premis]
+    files.extend(_read_md_ref(ref, "dmdSec", aip_id) for ref in other_refs)
     representations: dict[str, tuple[str, ...]] = {}
     for group in groups:
         entries = [_read_file(f, aip_id) for f in group.iterchildren(_MT_FILE)]

@@ -1,6 +1,7 @@
 """Build the file set of one AIP from a signed PDF and its metadata (pure; no I/O, no clock).
 
-Layout: see :mod:`archive.layout`. The extracted text is stored as a second representation
+Layout: see :mod:`archive.layout`. The index file (:mod:`archive.index_file`) repeats the
+descriptive metadata as JSON for reindex. The extracted text is stored as a second representation
 (``rep2``, an access derivative in ``text/plain``, UTF-8) so that reindexing never needs to
 parse a PDF and the package stays CSIP-conformant (content lives in representations).
 
@@ -19,8 +20,9 @@ import uuid
 from importlib import metadata
 
 from archive import layout
-from archive.descriptive import write_descriptive
+from archive.descriptive import read_descriptive, write_descriptive
 from archive.errors import InvalidKeyError
+from archive.index_file import INDEX_FILE_MIME, write_index_file
 from archive.mets import Representation, write_representation_mets, write_root_mets
 from archive.model import BuiltPackage, FileEntry, PackageInput
 from archive.premis import write_premis
@@ -80,6 +82,14 @@ def build_aip(inp: PackageInput, *, software_version: str | None = None) -> Buil
         write_descriptive(inp.aip_id, inp.metadata, mime_type=PDF_MIME),
         XML_MIME,
     )
+    # The index file carries the metadata as a reader of dc.xml gets it back, so a reindex
+    # from either file projects the same document.
+    as_read = read_descriptive(files[layout.DESCRIPTIVE_PATH], aip_id=inp.aip_id)
+    index_file = add(
+        layout.INDEX_FILE_PATH,
+        write_index_file(inp.aip_id, as_read, inp.created_at, text),
+        INDEX_FILE_MIME,
+    )
     premis = add(
         layout.PREMIS_PATH,
         write_premis(
@@ -118,5 +128,6 @@ def build_aip(inp: PackageInput, *, software_version: str | None = None) -> Buil
         schemas=schemas,
         representations=representations,
         previous_aip_id=inp.previous_aip_id,
+        index_file=index_file,
     )
     return BuiltPackage(aip_id=inp.aip_id, files=dict(sorted(files.items())), root_mets=root)

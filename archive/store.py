@@ -61,6 +61,7 @@ from archive.errors import (
     PackageNotFoundError,
 )
 from archive.fixity import FileCheck, FixityReport, FixityStatus, hash_stream
+from archive.index_file import IndexFile, read_index_file
 from archive.mets import RootMets
 from archive.model import AipManifest, BuiltPackage, DocumentMetadata, FileEntry, IndexRecord
 from archive.reader import assemble_manifest, check_bytes, read_manifest, read_root
@@ -519,7 +520,9 @@ class AipStore:
 
     def index_record(self, document_id: str) -> IndexRecord:
         """The newest version's descriptive metadata and text, with the document's creation
-        time: its root METS is read and parsed once; PREMIS is not read.
+        time. From the package's index file when its root METS declares it (no XML parsed:
+        :mod:`archive.index_file`), else from the root METS (read and parsed once) and
+        ``dc.xml``; PREMIS is not read.
 
         Raises:
             PackageNotFoundError: no committed document has this id.
@@ -532,6 +535,19 @@ class AipStore:
         # versions, and one stat spares listing ``versions/`` for every unversioned document.
         if self._storage.exists(f"versions/{document_id}/{2:06d}"):
             aip_id = self.resolve(document_id)
+        indexed = self._index_file(aip_id)
+        if indexed is not None:
+            return IndexRecord(
+                document_id=document_id,
+                aip_id=aip_id,
+                metadata=indexed.metadata,
+                created_at=(
+                    indexed.created_at
+                    if aip_id == document_id
+                    else self._root(document_id)[1].created_at
+                ),
+                text=self._text(aip_id, indexed.text),
+            )
         _, root = self._root(aip_id)
         created_at = root.created_at
         if aip_id != document_id:
@@ -546,6 +562,24 @@ class AipStore:
             created_at=created_at,
             text=self._text(aip_id, entry),
         )
+
+    def _index_file(self, aip_id: str) -> IndexFile | None:
+        """The package's index file if its root METS declares it as it is, else None.
+
+        Raises:
+            PackageNotFoundError: the package has an index file but no root METS (not
+                committed: invisible, as everywhere).
+            StorageUnavailableError.
+        """
+        try:
+            data = self._read_small(layout.aip_key(aip_id, layout.INDEX_FILE_PATH))
+        except (ObjectNotFoundError, InvalidPackageError):
+            return None  # archived before index files existed (or oversized): the full path
+        try:
+            root_mets = self._read_small(layout.aip_key(aip_id, layout.ROOT_METS))
+        except ObjectNotFoundError as exc:
+            raise PackageNotFoundError(aip_id) from exc
+        return read_index_file(aip_id, data, root_mets)
 
     # -- listing ------------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ searcher, so the table shows what our layer costs. Latencies: one client thread,
 cache, up to 2,000 queries or ``--seconds`` per class; p50/p95/p99 in ms.
 
 ``--reindex N`` builds N real packages (``archive.package.build_aip`` + ``AipStore.commit``
-on the filesystem backend) under ``<work>/store-<N>`` once, prints where a document's CPU
+on the filesystem backend) under ``<work>/store-<N>-v2`` once (``--store DIR``: use that
+store instead, e.g. one of packages without index files), prints where a document's CPU
 time goes (listing, read, projection, pickling, analysis, tantivy; µs per document from
 getrusage, so a shared machine distorts it less than wall time), then times
 ``search.reindex`` into a fresh index: one reader, ``--read-workers`` threads,
@@ -334,7 +335,7 @@ def bench_reindex(args: argparse.Namespace) -> None:
     from bench_search_store import build_store, time_reindex  # type: ignore[import-not-found]
 
     work = Path(args.work)
-    store_dir = build_store(work, args.reindex)
+    store_dir = Path(args.store) if args.store else build_store(work, args.reindex)
     time_reindex(store_dir, work / f"reindex-{args.reindex}", args.read_workers, args.processes)
 
 
@@ -348,6 +349,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="analysis processes")
     parser.add_argument("--read-workers", type=int, default=1)
     parser.add_argument("--processes", type=int, default=2, help="reindex reader processes")
+    parser.add_argument("--store", help="reindex from this existing fs store instead")
     args = parser.parse_args()
     print(f"tantivy {getattr(tantivy, '__version__', '?')}, {os.cpu_count()} cores, n={args.n:,}")
     if args.reindex:

@@ -85,7 +85,7 @@ def test_a_commit_killed_after_any_write_is_finished_or_leaves_nothing(
     until = datetime.now(UTC) + timedelta(days=1)
     store = AipStore(storage)
     writes = _writes_of_one_commit(storage, until)
-    assert writes == 9 + 3  # 9 files, the intent, the root METS, deleting the intent
+    assert writes == 10 + 3  # 10 files, the intent, the root METS, deleting the intent
     outcomes = []
     for n in range(writes):
         pkg = _package()

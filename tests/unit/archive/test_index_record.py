@@ -64,6 +64,8 @@ def test_index_record_checks_integrity(store: AipStore, fs: FsStorage, pkg: Buil
         store.index_record(pkg.aip_id)
     text.write_bytes(good)
     store.index_record(pkg.aip_id)
+    # dc.xml is read only when the index file is not usable (tests/unit/archive/test_index_file.py)
+    (fs.root / f"aips/{pkg.aip_id}/metadata/descriptive/index.json").unlink()
     (fs.root / f"aips/{pkg.aip_id}/metadata/descriptive/dc.xml").write_bytes(b"<forged/>")
     with pytest.raises(IntegrityError):
         store.index_record(pkg.aip_id)

@@ -19,6 +19,7 @@ from tests.support.eark import make_input
 def test_layout(pkg: BuiltPackage, inp: PackageInput) -> None:
     assert sorted(pkg.files) == [
         "metadata/descriptive/dc.xml",
+        "metadata/descriptive/index.json",
         "metadata/preservation/premis.xml",
         "representations/rep1/METS.xml",
         "representations/rep1/data/document.pdf",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
@@ -18,6 +19,7 @@ from search.projection import document_digest, project_record
 from search.reconcile import reconcile_index
 from search.reindex import PreparingIndex, projected
 from tests.support.eark import make_input
+from tests.support.legacy_packages import without_index_file
 from tests.unit.search.builders import manifest
 
 KEYER = OwnerKeyer(b"r" * 32)
@@ -144,6 +146,25 @@ def test_an_unversioned_record_projects_like_its_manifest(tmp_path: Path) -> Non
     assert project_record(store.index_record(doc), KEYER) == expected
 
 
+def test_packages_with_and_without_index_files_project_alike(
+    tmp_path: Path, index: TantivyIndex
+) -> None:
+    # Packages archived before index files existed are read the full way (root METS, dc.xml)
+    store = AipStore(FsStorage(tmp_path / "store"))
+    new = build_aip(make_input())
+    old = without_index_file(build_aip(make_input("0b7d1f0e-3c2a-4e59-9d84-1a2b3c4d5e6f")))
+    store.commit(new)
+    store.commit(old)
+    assert reindex(store, index, KEYER).indexed == 2
+    for pkg in (new, old):
+        expected = project(store.manifest(pkg.aip_id), store.read_text(pkg.aip_id), KEYER)
+        assert project_record(store.index_record(pkg.aip_id), KEYER) == expected
+    assert dict(index.digests()) == {
+        a: document_digest(project(store.manifest(a), store.read_text(a), KEYER))
+        for a in (new.aip_id, old.aip_id)
+    }
+
+
 class _TwoArgumentError(Exception):
     """Like some archive errors: cannot be rebuilt from ``args`` (does not survive pickling)."""
 
@@ -187,6 +208,44 @@ def test_with_reader_processes_a_broken_package_raises_its_own_error_and_checkpo
     stats = reindex(store, index, KEYER, batch_size=50, checkpoint=checkpoint, processes=2)
     assert (stats.resumed_after, stats.indexed) == ("aip-149", 50)
     assert sorted(index.ids()) == sorted(store.packages)
+
+
+class _DiesInReader(PackagesInMemory):
+    """A package whose read kills the reader process (as the OOM killer would)."""
+
+    def __init__(self, deadly: str, *manifests: AipManifest) -> None:
+        super().__init__(*manifests)
+        self.deadly = deadly
+        self.parent = os.getpid()
+
+    def index_record(self, document_id: str) -> IndexRecord:
+        if document_id == self.deadly and os.getpid() != self.parent:
+            os._exit(3)
+        return super().index_record(document_id)
+
+
+def _no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_a_reader_process_that_dies_fails_the_rebuild_and_leaves_no_process() -> None:
+    store = _DiesInReader("aip-0600", *(manifest(f"aip-{i:04d}", minutes=i) for i in range(900)))
+    ids = sorted(store.packages)
+    with pytest.raises(ChildProcessError):
+        list(projected(store, KEYER, ids, processes=2))
+    assert _no_children_left()
+
+
+def test_readers_abandoned_midway_are_stopped_and_reaped() -> None:
+    store = PackagesInMemory(*(manifest(f"aip-{i:04d}", minutes=i) for i in range(2000)))
+    documents = projected(store, KEYER, sorted(store.packages), processes=2)
+    assert [next(documents).aip_id for _ in range(300)][-1] == "aip-0299"
+    documents.close()  # type: ignore[attr-defined]
+    assert _no_children_left()
 
 
 class _Varied(PackagesInMemory):
