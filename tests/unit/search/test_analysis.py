@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import re
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import Stemmer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from search import analysis
 from search.analysis import MAX_TOKEN_CHARS, analyze, fold
@@ -55,6 +59,18 @@ def test_fold() -> None:
     assert fold("Café Ëlla Ïjs ﬁets") == "cafe ella ijs fiets"
 
 
+def test_every_code_point_folds_to_lowercase_without_marks() -> None:
+    every = " ".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    folded = fold(every)
+    assert folded == folded.lower()
+    assert not any(unicodedata.combining(ch) for ch in folded)
+
+
+def test_characters_that_decompose_to_capitals_give_lowercase_terms() -> None:
+    # U+1D2C MODIFIER LETTER CAPITAL A, U+03D2 GREEK UPSILON WITH HOOK SYMBOL, U+2124 ℤ
+    assert analyze("\u1d2cb \u03d2 \u2124") == ["ab", "\u03c5", "z"]
+
+
 def test_terms_never_contain_whitespace_and_never_empty() -> None:
     text = "Geachte  heer,\u00a0uw\u2003aanvraag\r\nis ontvangen_vandaag."
     terms = analyze(text)
@@ -98,3 +114,31 @@ def test_remembered_words_give_the_same_terms_as_the_first_time() -> None:
     assert first == ["caf", "1", "cooperatie", "1", "2", "vergunn", "straß"]
     assert analyze(text) == first
     assert analysis.analyzed(text) == " ".join(first)
+
+
+def _word_by_word(text: str) -> str:
+    """The terms of ``text`` from each ``\\w+`` word of the lowercased text on its own (the
+    definition the token memo of :func:`analysis.analyzed` must agree with)."""
+    words = re.findall(r"\w+", text.lower())
+    return " ".join(filter(None, (analysis.analyzed(w) for w in words)))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Vergunning, (vergunningen) en besluit.besluiten; café-ëlla",
+        "ΟΔΟΣ ΟΔΟΣ. a\u00a0b\u2003c\x1fd e_f 85073003328, 12/03/2024 ⑴⑵ ½",
+        "a.b.c ...  --  \t\n vergunning,vergunning",
+        "x" * (MAX_TOKEN_CHARS + 1) + ",vergunning " + "İstanbul Straße STRASSE",
+    ],
+)
+def test_tokens_give_the_terms_of_their_words(text: str) -> None:
+    first = analysis.analyzed(text)  # learns the tokens
+    assert first == _word_by_word(text)
+    assert analysis.analyzed(text) == first  # from the memo
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*"abéË .,;-_(\u00a0\u2003\x1f1⑴Σς", "ning", "İ"])).map("".join))
+def test_tokens_give_the_terms_of_their_words_for_any_text(text: str) -> None:
+    assert analysis.analyzed(text) == _word_by_word(text)
