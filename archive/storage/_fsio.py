@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import errno
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -65,6 +66,54 @@ NO_ATTR = frozenset({errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP})
 """``getxattr`` errors that mean "no metadata attribute" rather than a failure."""
 
 
+def _load_getxattr() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).getxattr
+    except (OSError, AttributeError):  # not Linux
+        return None
+    function.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+    function.restype = ctypes.c_ssize_t
+    return function
+
+
+_GETXATTR = _load_getxattr()
+_XATTR_BYTES = XATTR.encode()
+_META_HINT = 512
+"""Room for any metadata attribute ``FsStorage`` writes (~150 bytes)."""
+
+
+def read_meta_attr(path: str) -> dict[str, Any] | None:
+    """The metadata attribute of the file at ``path``, decoded; None when it is torn or
+    foreign (ignored, as if absent).
+
+    One ``getxattr`` system call into a buffer with room to spare: ``os.getxattr`` tries
+    128 bytes first and, the attribute being longer, calls again with 64 KiB - two calls
+    (and two GIL hand-offs) for every object checked. Through ctypes (which releases the
+    GIL) when the C library has it; ``os.getxattr`` otherwise or for a longer attribute.
+
+    Raises:
+        OSError: as ``os.getxattr`` (``FileNotFoundError``, ``ENODATA``: no attribute, ...).
+    """
+    raw: bytes
+    if _GETXATTR is None:
+        raw = os.getxattr(path, XATTR)
+    else:
+        buffer = ctypes.create_string_buffer(_META_HINT)
+        size = _GETXATTR(os.fsencode(path), _XATTR_BYTES, buffer, _META_HINT)
+        if size >= 0:
+            raw = buffer.raw[:size]
+        else:
+            code = ctypes.get_errno()
+            if code != errno.ERANGE:
+                raise OSError(code, os.strerror(code), path)
+            raw = os.getxattr(path, XATTR)  # longer than any we write: someone else's
+    try:
+        meta: dict[str, Any] = json.loads(raw)
+    except ValueError:
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -80,6 +129,30 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _load_sync_file_range() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_SYNC_FILE_RANGE = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing ``length`` bytes from ``offset`` of ``fd`` to the disk
+    now, without waiting (``sync_file_range(SYNC_FILE_RANGE_WRITE)``; ctypes releases the
+    GIL). A big object's final fsync then waits for its last chunks only instead of all of
+    them. Only a hint: durability still comes from that fsync alone, so a failure (or a
+    system without the call) changes nothing but speed and is ignored."""
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def _load_renameat2() -> Any:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from archive.storage.fs import FsStorage
 from kluis.settings import KluisSettings
 from kluis.wiring import build_services
 
@@ -55,6 +56,9 @@ def main() -> None:
 
         return call
 
+    if isinstance(storage, FsStorage):
+        # Every batch delete through the removal worker process: killed with its parent.
+        storage.OFFLOAD_FROM = 1
     for name in ("put", "put_new", "delete", "delete_many", "set_legal_hold"):
         setattr(storage, name, counted(getattr(storage, name)))
     result = services.disposal.execute(proposal_id, "executor-x", batch_items=BATCH)

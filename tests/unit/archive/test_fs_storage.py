@@ -21,9 +21,11 @@ from archive.errors import (
     InvalidKeyError,
     ObjectExistsError,
     ObjectLockedError,
+    ObjectNotFoundError,
     StorageUnavailableError,
 )
 from archive.storage import fs as fs_module
+from archive.storage._fsio import start_writeback
 from archive.storage.base import NewBatch, NewObject
 from archive.storage.fs import FsStorage
 from tests.unit.archive.conftest import Clock
@@ -70,6 +72,72 @@ def test_put_failing_mid_stream_leaves_nothing(fs: FsStorage, exc: Exception) ->
     assert not fs.exists("aips/x/big.bin")
     assert list(fs.keys("")) == []
     assert _files(fs.root) == []
+
+
+@pytest.mark.parametrize("size", [8 * 1024 * 1024 - 1, 20 * 1024 * 1024 + 5])
+def test_a_big_put_starts_writeback_of_what_it_wrote_in_order(
+    fs: FsStorage, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    ranges: list[tuple[int, int]] = []
+
+    def record(fd: int, offset: int, length: int) -> None:
+        assert os.fstat(fd).st_size >= offset + length  # only bytes already written
+        ranges.append((offset, length))
+
+    monkeypatch.setattr(fs_module, "_start_writeback", record)
+    data = os.urandom(size)
+    _put(fs, "aips/x/big.bin", data)
+    with fs.open("aips/x/big.bin") as handle:
+        assert handle.read() == data
+    if size < fs_module._OVERLAP_BYTES:
+        assert ranges == []  # a small object is synced at once
+        return
+    ends = [offset + length for offset, length in ranges]
+    assert [offset for offset, _ in ranges] == [0, *ends[:-1]]  # contiguous, from the start
+    assert size - ends[-1] < fs_module._OVERLAP_BYTES  # the fsync is left the tail only
+
+
+def test_open_reads_small_and_large_objects_whole_and_in_ranges(fs: FsStorage) -> None:
+    for size in (0, 5, fs_module._SMALL_READ, fs_module._SMALL_READ + 1, 3 * 1024 * 1024):
+        data = os.urandom(size)
+        _put(fs, f"o/{size}", data)
+        for offset, length in ((0, None), (3, None), (size // 2, 7), (size + 10, None)):
+            with fs.open(f"o/{size}", offset=offset, length=length) as handle:
+                end = None if length is None else offset + length
+                assert handle.read() == data[offset:end], (size, offset, length)
+
+
+def test_open_refuses_prefixes_and_keys_below_objects(fs: FsStorage) -> None:
+    _put(fs, "a/b/c", b"x")
+    for key in ("a", "a/b", "a/b/c/d", "missing"):
+        with pytest.raises(ObjectNotFoundError):
+            fs.open(key)
+
+
+def test_a_small_object_that_grew_after_its_stat_is_read_whole(
+    fs: FsStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(1000)
+    _put(fs, "grown", data)
+    real = os.fstat
+
+    def stale(fd: int) -> os.stat_result:  # as if the file had grown after the fstat
+        fields = list(real(fd))
+        fields[6] -= 10  # st_size
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "fstat", stale)
+    with fs.open("grown") as handle:
+        assert handle.read() == data
+
+
+def test_start_writeback_is_only_a_hint(tmp_path: Path) -> None:
+    with open(tmp_path / "f", "wb") as handle:
+        handle.write(b"x" * 4096)
+        handle.flush()
+        start_writeback(handle.fileno(), 0, 4096)
+        start_writeback(handle.fileno(), 1 << 40, 4096)  # beyond the end: nothing to do
+    start_writeback(-1, 0, 1)  # a bad descriptor is ignored, not raised
 
 
 def test_failed_overwrite_keeps_the_old_object(fs: FsStorage) -> None:
@@ -366,3 +434,35 @@ def test_a_batch_that_fails_leaves_no_temp_files(fs: FsStorage, clock: Clock) ->
     # The intent and the files are stored (the batches before the marker's), no temp is left.
     assert len(list(fs.keys(""))) == 6
     assert _hidden(fs.root) == []
+
+
+def test_stat_reads_the_attribute_and_tells_prefixes_and_foreign_files(fs: FsStorage) -> None:
+    _put(fs, "a/b/c", b"abc", retain_until=fs._clock() + timedelta(days=1))
+    assert fs.stat("a/b/c").retain_until is not None
+    for missing in ("a/b", "a", "a/b/c/d", "a/x"):  # a prefix, below an object, absent
+        with pytest.raises(ObjectNotFoundError):
+            fs.stat(missing)
+    (fs.root / "a" / "foreign").write_bytes(b"xyz")  # written behind our back: no attribute
+    assert fs.stat("a/foreign").sha256 == hashlib.sha256(b"xyz").hexdigest()
+    path = fs.root / "a" / "b" / "c"
+    os.setxattr(path, "user.kluis.meta", b"{torn")  # ignored, as if absent: recomputed
+    assert fs.stat("a/b/c").retain_until is None
+    long_meta = {"size": 3, "sha256": hashlib.sha256(b"abc").hexdigest(), "pad": "x" * 2000}
+    os.setxattr(path, "user.kluis.meta", json.dumps(long_meta).encode())  # > the read hint
+    assert fs.stat("a/b/c").size == 3
+
+
+def test_keys_do_not_follow_a_linked_prefix_and_need_the_root(tmp_path: Path) -> None:
+    fs = FsStorage(tmp_path / "store")
+    _put(fs, "aips/1/x", b"1")
+    (fs.root / "aips" / "2").symlink_to(fs.root / "aips" / "1")  # not ours: not listed
+    assert list(fs.keys("aips/2/")) == []
+    assert list(fs.keys("aips/1/")) == ["aips/1/x"]
+    assert list(fs.keys("events/1/")) == []
+    (fs.root / "aips" / "2").unlink()
+    (fs.root / "aips" / "1" / "x").unlink()
+    for directory in (fs.root / "aips" / "1", fs.root / "aips", fs.root):
+        directory.rmdir()
+    with pytest.raises(StorageUnavailableError):
+        list(fs.keys("events/1/"))  # a missing prefix tells nothing when the root is gone
+    fs.close()
