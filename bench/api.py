@@ -16,7 +16,7 @@ how the p99 target is read.
 
 1. A fresh data directory under bench/out/api/ (git-ignored). ``--docs`` synthetic index
    entries spread over ``--owners`` citizens are built once into ``--cache``
-   (``api-index-<docs>-<owners>``, with a fixed owner-key secret), left to finish its
+   (``api-index-<docs>-<owners>-<schema and analysis versions>``, with a fixed owner-key secret), left to finish its
    segment merges, and hard-linked in, so every citizen list searches an index of that size
    without rebuilding it each run (~3-7 min/1M) and no merge of the bulk load runs while
    something is being measured.
@@ -277,7 +277,12 @@ def cli_baseline(
 
 def cached_index(args: argparse.Namespace, keys: list[str]) -> Path:
     """``--docs`` synthetic entries over ``--owners`` citizens, built once under ``--cache``."""
-    cache = Path(args.cache) / f"api-index-{args.docs}-{args.owners}"
+    from search._tantivy_schema import SCHEMA_VERSION
+    from search.analysis import ANALYSIS_VERSION
+
+    # A schema or analysis bump needs a new cache: the old one would not open.
+    name = f"api-index-{args.docs}-{args.owners}-s{SCHEMA_VERSION}-{ANALYSIS_VERSION}"
+    cache = Path(args.cache) / name
     if (cache / "done").exists():
         settle(cache)
         return cache / "index"

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.append(str(Path(__file__).resolve().parent))  # after the packages: this file is "search"
 
 import tantivy
-from search_corpus_access import corpus_path  # type: ignore[import-not-found]
+from search_corpus_access import corpus_path, index_cache_name  # type: ignore[import-not-found]
 
 from search import IndexDocument, OwnerKeyer, Query, TantivyIndex, analyze
 from search._tantivy_query import FACET_SIZE, retention_query
@@ -306,7 +306,7 @@ def bench_index(args: argparse.Namespace) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     path = corpus_path(work, args.n)
-    target = work / f"index-{args.n}"
+    target = work / index_cache_name(f"index-{args.n}")
     if target.exists() and not args.keep_index:
         shutil.rmtree(target)
     index = TantivyIndex(target, writer_heap_bytes=512_000_000)

@@ -22,3 +22,12 @@ def corpus_path(work: Path, n: int) -> Path:
         tmp.rename(path)
         print(f"generated {n:,} documents in {time.perf_counter() - started:.0f} s", flush=True)
     return path
+
+
+def index_cache_name(stem: str) -> str:
+    """The directory name of a cached tantivy index: ``stem`` plus the schema and analysis
+    versions, so a version bump builds a new cache instead of failing to open the old one."""
+    from search._tantivy_schema import SCHEMA_VERSION
+    from search.analysis import ANALYSIS_VERSION
+
+    return f"{stem}-s{SCHEMA_VERSION}-{ANALYSIS_VERSION}"
