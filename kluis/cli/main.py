@@ -5,6 +5,7 @@ Each command group lives in its own module; importing them registers their comma
 
 from __future__ import annotations
 
+import kluis.cli._quiet_warnings  # noqa: F401  (first: before anything imports pyHanko)
 from kluis.cli import (
     admin,
     documents,

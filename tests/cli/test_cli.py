@@ -106,6 +106,18 @@ def test_unknown_package_exits_3(data_dir: Path) -> None:
     assert "no archived package" in result.stderr
 
 
+def test_commands_print_no_third_party_warnings(data_dir: Path) -> None:
+    # Not inherited from this process: importing the CLI here extends PYTHONWARNINGS.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env["KLUIS_DATA_DIR"] = str(data_dir)
+    result = subprocess.run(
+        [KLUIS, "get", "00000000-0000-4000-8000-000000000000"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert "Warning" not in result.stderr, result.stderr
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
