@@ -66,17 +66,22 @@ NO_ATTR = frozenset({errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP})
 """``getxattr`` errors that mean "no metadata attribute" rather than a failure."""
 
 
-def _load_getxattr() -> Any:
+def _libc_function(name: str, argtypes: list[Any], restype: Any) -> Any:
+    """The C library's function ``name`` with its signature (ctypes releases the GIL while
+    it runs), or None where there is no such function (not Linux; an older libc)."""
     try:
-        function = ctypes.CDLL(None, use_errno=True).getxattr
-    except (OSError, AttributeError):  # not Linux
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
-    function.restype = ctypes.c_ssize_t
+    function.argtypes = argtypes
+    function.restype = restype
     return function
 
 
-_GETXATTR = _load_getxattr()
+_GETXATTR = _libc_function(
+    "getxattr", [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t],
+    ctypes.c_ssize_t,
+)  # fmt: skip
 _XATTR_BYTES = XATTR.encode()
 _META_HINT = 512
 """Room for any metadata attribute ``FsStorage`` writes (~150 bytes)."""
@@ -131,17 +136,9 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _load_sync_file_range() -> Any:
-    try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # not Linux
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-_SYNC_FILE_RANGE = _load_sync_file_range()
+_SYNC_FILE_RANGE = _libc_function(
+    "sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+)
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -155,18 +152,10 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
-def _load_renameat2() -> Any:
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):  # not Linux, or a libc without it (glibc < 2.28)
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
-    function.argtypes += [ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-_RENAMEAT2 = _load_renameat2()
+_RENAMEAT2 = _libc_function(  # None also with glibc < 2.28
+    "renameat2", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint],
+    ctypes.c_int,
+)  # fmt: skip
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 _NO_NOREPLACE = frozenset({errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
