@@ -19,6 +19,10 @@ in OpenSearch Dashboards get Dutch matching; Kluis itself never queries it.
 Fields mirror the tantivy schema (:mod:`search._tantivy_schema`); ``ingested_us`` (µs since
 the epoch, ``long``) carries the newest-first order and the cursor, ``aip_id`` (keyword)
 the tie-break and the id order of the retention query and of ``ids()``.
+
+Every index records the mapping and analysis versions it was built with in its mapping's
+``_meta`` (:func:`built_with`); an index built with other ones must be rebuilt, exactly as a
+tantivy index with another ``kluis-index.json`` (see :class:`search.opensearch.OpenSearchIndex`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 from search._outbox import utc
 from search._paging import MAX_RELEVANCE_WINDOW, NewestCursor
 from search._tantivy_schema import micros
-from search.analysis import analyze
+from search.analysis import ANALYSIS_VERSION, analyze
 from search.model import IndexDocument, Query
 from search.projection import document_digest
 
@@ -41,6 +45,14 @@ TERMS_ANALYZER = "kluis_nl_terms"
 DUTCH_ANALYZER = "kluis_nl"
 
 Body = dict[str, Any]
+
+MAPPING_VERSION = 1
+"""Bump with every change to :func:`mappings` or :func:`index_settings` that needs a rebuild."""
+
+
+def built_with() -> Body:
+    """What an index built by this version records in its mapping's ``_meta.kluis``."""
+    return {"mapping": MAPPING_VERSION, "analysis": ANALYSIS_VERSION}
 
 
 def index_settings(*, shards: int = 1, replicas: int = 1) -> Body:
@@ -72,6 +84,7 @@ def mappings() -> Body:
     terms = {"type": "text", "analyzer": TERMS_ANALYZER, "index_options": "freqs", "norms": True}
     return {
         "dynamic": "strict",
+        "_meta": {"kluis": built_with()},
         "_source": {"excludes": ["title_nl", "text_nl"]},
         "properties": {
             "aip_id": keyword,

@@ -15,6 +15,12 @@ Invariants:
     * ``submit``/``remove`` return once OpenSearch acknowledged the bulk request (durable in
       its translog); documents become searchable at the next refresh (``refresh_interval``
       1 s, or :meth:`refresh`).
+    * An index built with another mapping or analysis version (its mapping's ``_meta``, see
+      :func:`search._opensearch_bodies.built_with`) is refused, as tantivy refuses one: every
+      read and write raises :class:`~search.errors.IndexUnavailableError` naming the versions,
+      except :meth:`OpenSearchIndex.rebuild` (``kluis reindex --swap``), which builds a new
+      index from the current template. Other processes notice the rebuilt index within
+      :data:`STALE_RECHECK_SECONDS`.
     * No opensearch-py exception leaves this module: connection and server failures become
       :class:`~search.errors.IndexUnavailableError`; a rejected bulk item too (with its
       reason). Every request body comes from :mod:`search._opensearch_bodies`.
@@ -52,6 +58,7 @@ log = logging.getLogger(__name__)
 BACKEND = "opensearch"
 BULK_DOCUMENTS = 1000
 _ID_PAGE = 10_000
+STALE_RECHECK_SECONDS = 5.0
 
 
 class Client(Protocol):
@@ -99,6 +106,8 @@ class OpenSearchIndex:
         self.alias = alias
         self._replicas = replicas
         self._closed = False
+        self._stale: str | None = None
+        self._recheck_at = 0.0
         self._call(self._ensure)
 
     # ------------------------------------------------------------------ plumbing
@@ -118,6 +127,26 @@ class OpenSearchIndex:
         if not self._client.indices.exists_alias(name=self.alias):
             self._client.indices.create(
                 index=f"{self.alias}-{_stamp()}", body=bodies.create_index(self.alias)
+            )
+            return
+        self._read_versions()
+
+    def _read_versions(self) -> None:
+        self._stale = _stale(self._client.indices.get_mapping(index=self.alias))
+        self._recheck_at = time.monotonic() + STALE_RECHECK_SECONDS
+
+    def _check_current(self) -> None:
+        """Refuse an index built with other versions (re-read now and then: another process
+        may have rebuilt it).
+
+        Raises:
+            IndexUnavailableError.
+        """
+        if self._stale is not None and time.monotonic() >= self._recheck_at:
+            self._call(self._read_versions)
+        if self._stale is not None:
+            raise IndexUnavailableError(
+                BACKEND, f"{self._stale}; run `kluis reindex --swap` to rebuild it"
             )
 
     def _bulk(self, lines: list[bodies.Body], *, refresh: bool = False) -> None:
@@ -142,6 +171,7 @@ class OpenSearchIndex:
         """Raises: ValueError (malformed id), IndexUnavailableError."""
         docs = tuple(documents)
         check_aip_ids([d.aip_id for d in docs])
+        self._check_current()
         for start in range(0, len(docs), BULK_DOCUMENTS):
             self._bulk(bodies.bulk_index_lines(self.alias, docs[start : start + BULK_DOCUMENTS]))
 
@@ -149,6 +179,7 @@ class OpenSearchIndex:
         """Raises: ValueError (malformed id), IndexUnavailableError."""
         ids = tuple(aip_ids)
         check_aip_ids(ids)
+        self._check_current()
         for start in range(0, len(ids), BULK_DOCUMENTS):
             self._bulk(bodies.bulk_delete_lines(self.alias, ids[start : start + BULK_DOCUMENTS]))
 
@@ -160,6 +191,8 @@ class OpenSearchIndex:
         target: str | None = None,
     ) -> int:
         """Bulk upserts into ``target`` (default: the alias). Returns the count."""
+        if target is None:
+            self._check_current()
         count = 0
         batch: list[IndexDocument] = []
         index = target or self.alias
@@ -199,9 +232,11 @@ class OpenSearchIndex:
             )
         )
         self._call(lambda: [self._client.indices.delete(index=name) for name in old])
+        self._stale = None
         return count
 
     def clear(self) -> None:
+        self._check_current()
         self._call(
             lambda: self._client.delete_by_query(
                 index=self.alias, body=bodies.delete_all(), refresh=True, conflicts="proceed"
@@ -213,6 +248,7 @@ class OpenSearchIndex:
 
     # ------------------------------------------------------------------ reads
     def _search(self, body: bodies.Body) -> dict[str, Any]:
+        self._check_current()
         result: dict[str, Any] = self._call(
             lambda: self._client.search(index=self.alias, body=body)
         )
@@ -256,6 +292,7 @@ class OpenSearchIndex:
 
     def get(self, aip_id: str) -> Hit | None:
         check_aip_ids([aip_id])
+        self._check_current()
         try:
             found = self._call(
                 lambda: self._client.get(
@@ -279,9 +316,11 @@ class OpenSearchIndex:
             after = str(rows[-1]["_id"])
 
     def ids(self) -> Iterator[str]:
+        self._check_current()
         return (aip_id for aip_id, _ in self._listing())
 
     def digests(self) -> Iterator[tuple[str, str]]:
+        self._check_current()
         return self._listing()
 
     def start_indexer(self) -> None:
@@ -292,6 +331,20 @@ class OpenSearchIndex:
         if not self._closed:
             self._closed = True
             self._client.close()
+
+
+def _stale(mappings: dict[str, Any]) -> str | None:
+    """Why the indices behind the alias (``GET <alias>/_mapping``) cannot be used, or None."""
+    want = bodies.built_with()
+    wrong = []
+    for name, record in sorted(mappings.items()):
+        meta = ((record or {}).get("mappings") or {}).get("_meta") or {}
+        found = meta.get("kluis")
+        if found != want:
+            wrong.append(f"{name} was built with {found or 'unrecorded versions'}")
+    if not wrong:
+        return None
+    return f"{', '.join(wrong)}; this version needs {want}"
 
 
 def _stamp() -> str:

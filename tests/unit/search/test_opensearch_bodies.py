@@ -15,6 +15,7 @@ from opensearchpy.exceptions import NotFoundError
 
 from search import IndexDocument, IndexUnavailableError, Query
 from search import _opensearch_bodies as bodies
+from search.analysis import ANALYSIS_VERSION
 from search.opensearch import OpenSearchIndex
 from tests.unit.search import opensearch_spec as spec
 
@@ -50,6 +51,11 @@ class FakeIndices:
     def __init__(self, calls: list[tuple[str, Any]]) -> None:
         self.calls = calls
         self.alias_exists = False
+        # What ``GET <alias>/_mapping`` answers: the mapping of the index behind the alias.
+        self.mapping: dict[str, Any] = bodies.mappings()
+
+    def get_mapping(self, index: str) -> Any:
+        return {"kluis-documents-1": {"mappings": self.mapping}}
 
     def put_index_template(self, name: str, body: Any) -> Any:
         self.calls.append(("indices.put_index_template", body))
@@ -195,7 +201,10 @@ def test_the_validator_rejects_misspelt_and_malformed_bodies() -> None:
     template = bodies.index_template("kluis")
     template["template"]["mappings"]["properties"]["x"] = {"type": "keywrd"}
     assert spec.errors("indices.put_index_template", template)
-    assert spec.errors("bulk", [{"indx": {"_id": "1"}}]) == [] or True  # sources are free-form
+    # The spec leaves action names open, but an action line is exactly one operation.
+    two = {"index": {"_id": "1"}, "delete": {"_id": "1"}}
+    assert spec.schema_errors("_core.bulk.yaml", "OperationContainer", two)
+    assert spec.schema_errors("_core.bulk.yaml", "OperationContainer", {})
 
 
 def test_the_dutch_analyser_of_the_template_is_declared() -> None:
@@ -244,3 +253,70 @@ def test_rejected_bulk_items_raise(client: FakeClient, index: OpenSearchIndex) -
     client.bulk = bulk  # type: ignore[method-assign]
     with pytest.raises(IndexUnavailableError, match="mapper_parsing"):
         index.submit([DOC])
+
+
+def test_the_mapping_records_its_versions(client: FakeClient, index: OpenSearchIndex) -> None:
+    template = client.calls[0][1]
+    assert template["template"]["mappings"]["_meta"] == {"kluis": bodies.built_with()}
+    assert bodies.built_with()["analysis"] == ANALYSIS_VERSION
+    answer = client.indices.get_mapping("kluis-documents")["kluis-documents-1"]
+    assert spec.schema_errors("indices.get_mapping.yaml", "IndexMappingRecord", answer) == []
+
+
+def test_an_existing_current_index_is_used(client: FakeClient) -> None:
+    client.indices.alias_exists = True
+    index = OpenSearchIndex(client)
+    assert [op for op, _ in client.calls] == ["indices.put_index_template"]
+    assert index.search(Query()).hits
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [None, {"kluis": {"mapping": 0, "analysis": ANALYSIS_VERSION}}, {"kluis": {"mapping": 1}}],
+    ids=["unrecorded", "old-mapping", "no-analysis"],
+)
+def test_an_index_built_with_other_versions_is_refused_until_rebuilt(
+    client: FakeClient, meta: dict[str, Any] | None
+) -> None:
+    client.indices.alias_exists = True
+    client.indices.mapping = {k: v for k, v in bodies.mappings().items() if k != "_meta"}
+    if meta is not None:
+        client.indices.mapping["_meta"] = meta
+    index = OpenSearchIndex(client)
+    refusals = [
+        lambda: index.search(Query()),
+        lambda: index.submit([DOC]),
+        lambda: index.remove(["aip-1"]),
+        lambda: index.get("aip-1"),
+        lambda: list(index.digests()),
+        lambda: list(index.ids()),
+        lambda: index.retention_due(date(2030, 1, 1)),
+        lambda: index.load([DOC]),
+        index.clear,
+    ]
+    client.calls.clear()
+    for call in refusals:
+        with pytest.raises(IndexUnavailableError, match=r"reindex --swap"):
+            call()
+    assert client.calls == []  # nothing was sent to the stale index
+    # The rebuild makes a new index from the current template and swaps the alias.
+    assert index.rebuild([DOC]) == 1
+    assert index.search(Query()).hits
+    index.submit([DOC])
+
+
+def test_a_rebuild_by_another_process_is_noticed(
+    client: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.indices.alias_exists = True
+    client.indices.mapping = {**bodies.mappings(), "_meta": {}}
+    waiting = OpenSearchIndex(client)
+    monkeypatch.setattr("search.opensearch.STALE_RECHECK_SECONDS", 0.0)
+    eager = OpenSearchIndex(client)
+    for index in (waiting, eager):
+        with pytest.raises(IndexUnavailableError):
+            index.search(Query())
+    client.indices.mapping = bodies.mappings()  # ``kluis reindex --swap`` ran elsewhere
+    with pytest.raises(IndexUnavailableError):
+        waiting.search(Query())  # the mapping is not read again within the interval
+    assert eager.search(Query()).hits
