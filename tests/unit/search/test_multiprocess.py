@@ -81,9 +81,12 @@ def test_a_killed_indexer_is_replaced_and_its_backlog_applied(tmp_path: Path) ->
             holder.wait(timeout=10)
             killed = time.time()
             survivor.start_indexer()
-            visible = _wait_visible(survivor, "pending", timeout=3.0)
+            # Takeover is prompt (the writer lock is free the moment the holder dies), but on
+            # a loaded CI machine scheduling alone can take seconds: the bound checks that the
+            # survivor did not wait for the dead holder's 60 s drain interval.
+            visible = _wait_visible(survivor, "pending", timeout=15.0)
             assert survivor.holds_writer
-            assert visible - killed < 1.5
+            assert visible - killed < 10.0
             assert list((directory / "outbox").glob("*.json")) == []
     finally:
         if holder.poll() is None:
