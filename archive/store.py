@@ -66,6 +66,7 @@ from archive.mets import RootMets
 from archive.model import AipManifest, BuiltPackage, DocumentMetadata, FileEntry, IndexRecord
 from archive.reader import assemble_manifest, check_bytes, read_manifest, read_root
 from archive.storage.base import (
+    ClaimsBeforeStoring,
     ListsChildren,
     NewBatch,
     NewObject,
@@ -150,7 +151,11 @@ class AipStore:
         """
         manifest = self._check_package(pkg)
         root_key = layout.aip_key(pkg.aip_id, layout.ROOT_METS)
-        if self._storage.exists(root_key):
+        # Fail before writing anything when the package exists. A backend that claims the
+        # marker's key before it stores anything (S3: at once with the intent) saves the
+        # round trip of this check.
+        claims = isinstance(self._storage, ClaimsBeforeStoring)
+        if not claims and self._storage.exists(root_key):
             raise ObjectExistsError(root_key)
         sha256 = {entry.path: entry.sha256 for entry in manifest.files}
         root_sha256 = hashlib.sha256(pkg.root_mets).hexdigest()

@@ -121,14 +121,18 @@ class Storage(Protocol):
 
         ``then_delete``: objects without retention or hold, removed once every batch is
         durable. Their removal need not be durable: after a crash they may come back (a commit
-        intent of a committed package, which reconcile deletes).
+        intent of a committed package, which reconcile deletes). A backend may remove them
+        in the background after returning (S3): its own reads wait for that, and a failure
+        is logged instead of raised (the object stays for reconcile).
 
         Raises:
             IntegrityError: bytes do not match their SHA-256; checked for every object of
                 every batch before anything is stored.
             ObjectExistsError: as ``put_new`` or ``put(if_absent=True)``; the batches before
-                the failing one are stored, nothing of those after it.
-            ObjectLockedError: a ``then_delete`` object is locked (every batch is stored).
+                the failing one are stored, nothing of those after it (with
+                :class:`ClaimsBeforeStoring`: nothing at all, for an exclusive key).
+            ObjectLockedError: a ``then_delete`` object is locked (every batch is stored;
+                not raised where the removal runs in the background).
             InvalidKeyError, StorageUnavailableError.
             ValueError: a ``retain_until`` is naive.
         """
@@ -228,6 +232,17 @@ class SweepsLeftovers(Protocol):
             ValueError: ``prefix`` does not end with ``/``, or ``older_than`` is naive.
         """
         ...
+
+
+@runtime_checkable
+class ClaimsBeforeStoring(Protocol):
+    """An optional capability of a :class:`Storage`: ``put_batches`` claims every key of its
+    ``exclusive`` batches before it stores anything (S3: the create guard, or a HEAD, sent
+    at once with a first ``redo`` batch) and raises :class:`ObjectExistsError` with nothing
+    stored when one exists, so a caller needs no existence check of its own first.
+    """
+
+    claims_before_storing: bool
 
 
 @runtime_checkable
