@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 
 from lxml import etree
 
@@ -317,7 +318,7 @@ def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
         InvalidPackageError: it is not a Kluis AIP root METS, or lists an unsafe path or a
             checksum other than SHA-256.
     """
-    root = parse_xml(data)
+    root = parse_xml(data, keep_blank_text=False)  # attributes only: see parse_xml
     if root.tag != _MT_METS:
         raise InvalidPackageError(aip_id, f"root element is {root.tag!r}, not mets:mets")
     header = descriptive_ref = premis_ref = None
@@ -356,15 +357,14 @@ def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
     files.extend(_read_md_ref(ref, "dmdSec", aip_id) for ref in other_refs)
     representations: dict[str, tuple[str, ...]] = {}
     for group in groups:
-        entries = [_read_file(f, aip_id) for f in group.iterchildren(_MT_FILE)]
+        entries = _read_files(group, aip_id)
         files.extend(entries)
         use = group.get("USE", "")
         if use.startswith("Representations/"):
             name = use.removeprefix("Representations/")
             mets_path = f"representations/{name}/METS.xml"
             representations[name] = tuple(e.path for e in entries if e.path != mets_path)
-    paths = [f.path for f in files]
-    if len(set(paths)) != len(paths):
+    if len({f.path for f in files}) != len(files):
         raise InvalidPackageError(aip_id, "the root METS lists a path twice")
     previous = None
     for div in divs:
@@ -379,7 +379,7 @@ def read_root_mets(data: bytes, *, aip_id: str) -> RootMets:
         created_at=created_at,
         descriptive=descriptive,
         premis=premis,
-        files=tuple(sorted(files, key=lambda f: f.path)),
+        files=tuple(sorted(files, key=_PATH)),
         representations=representations,
         previous_aip_id=previous,
     )
@@ -399,6 +399,7 @@ _MT_STRUCTMAP = _m("structMap")
 _MT_DIV = _m("div")
 _MT_MPTR = _m("mptr")
 _XL_HREF = _x("href")
+_PATH = attrgetter("path")
 _CT_PACKAGETYPE = _c("OAISPACKAGETYPE")
 
 
@@ -412,14 +413,22 @@ def _read_md_ref(element: etree._Element | None, section: str, aip_id: str) -> F
     return _entry(element, attr(element, _XL_HREF, aip_id=aip_id), aip_id)
 
 
-def _read_file(element: etree._Element, aip_id: str) -> FileEntry:
-    for location in element:  # cheaper than iterchildren(tag): FLocat is the only child
-        if location.tag == _MT_FLOCAT:
-            href = location.get(_XL_HREF)
-            if href is None:
-                href = attr(location, _XL_HREF, aip_id=aip_id)  # raises, naming it
-            return _entry(element, href, aip_id)
-    raise InvalidPackageError(aip_id, "missing element FLocat in file")
+def _read_files(group: etree._Element, aip_id: str) -> list[FileEntry]:
+    """The ``file`` children of a ``fileGrp``: one loop, no call per file but ``_entry``
+    (this runs for every file of every package read)."""
+    entries = []
+    for element in group.iterchildren(_MT_FILE):
+        # FLocat is the only child we write: index it (no iterator), search only otherwise.
+        location = element[0] if len(element) else None
+        if location is None or location.tag != _MT_FLOCAT:
+            location = _first_child(element, _MT_FLOCAT)
+            if location is None:
+                raise InvalidPackageError(aip_id, "missing element FLocat in file")
+        href = location.get(_XL_HREF)
+        if href is None:
+            href = attr(location, _XL_HREF, aip_id=aip_id)  # raises, naming it
+        entries.append(_entry(element, href, aip_id))
+    return entries
 
 
 @lru_cache(maxsize=4096)
@@ -446,4 +455,4 @@ def _entry(element: etree._Element, href: str, aip_id: str) -> FileEntry:
         raise InvalidPackageError(aip_id, f"{href}: SIZE {size!r} is not a number")
     checksum = get("CHECKSUM") or attr(element, "CHECKSUM", aip_id=aip_id)
     mime_type = get("MIMETYPE") or attr(element, "MIMETYPE", aip_id=aip_id)
-    return FileEntry(path=href, size=int(size), sha256=checksum.lower(), mime_type=mime_type)
+    return FileEntry(href, int(size), checksum.lower(), mime_type)  # path, size, sha256, mime

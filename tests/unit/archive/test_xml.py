@@ -23,9 +23,10 @@ HOSTILE = Path(__file__).parents[2] / "data" / "xml"
         "utf16_doctype.xml",
     ],
 )
-def test_hostile_samples_are_rejected(name: str) -> None:
+@pytest.mark.parametrize("keep_blank_text", [True, False])
+def test_hostile_samples_are_rejected(name: str, keep_blank_text: bool) -> None:
     with pytest.raises(HostileXmlError):
-        parse_xml((HOSTILE / name).read_bytes())
+        parse_xml((HOSTILE / name).read_bytes(), keep_blank_text=keep_blank_text)
 
 
 def test_doctype_without_entities_is_rejected() -> None:
@@ -91,6 +92,18 @@ def test_each_thread_parses_with_its_own_parser() -> None:
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(parse, range(32)))
     assert results == [[str(n)] * 200 for n in range(32)]
+
+
+def test_an_attributes_only_parse_drops_blank_text_and_keeps_the_rest() -> None:
+    data = b'<a x="1">\n  <b y="2">  </b>\n  <c>t</c>\n</a>'
+    kept, dropped = parse_xml(data), parse_xml(data, keep_blank_text=False)
+    assert kept.text == "\n  " and dropped.text is None  # the blanks between elements
+    assert [(e.tag, dict(e.attrib), e.text) for e in dropped.iter()] == [
+        ("a", {"x": "1"}, None),
+        ("b", {"y": "2"}, "  "),  # an element's only text is no blank between elements
+        ("c", {}, "t"),
+    ]
+    assert parse_xml(data).text == "\n  "  # this thread's other parser is unchanged
 
 
 def test_plain_utf8_xml_parses() -> None:
