@@ -11,7 +11,8 @@ is written once per round, so s3 runs one round unless ``--big-runs`` says other
 fs writes under bench/out/ (git-ignored). Rows:
 
 - packages/s written: ``AipStore.commit`` with a retention (commit intent, every file fsync'd
-  or PUT under retention, root METS last, intent deleted) vs raw: the same files written one
+  or PUT under retention, root METS last, intent deleted; s3 deletes it in the background and
+  the timed run includes waiting for that) vs raw: the same files written one
   after another (s3: plain minio ``put_object``; fs: the minimal durable, atomic write of new
   files: open/write/fsync/rename each, then fsync once each directory that got a new entry,
   i.e. the one a file was renamed into and the parent of each directory created: without
@@ -24,8 +25,10 @@ fs writes under bench/out/ (git-ignored). Rows:
   second row also uses the manifest's signature (PREMIS parsed: a detail page);
 - MB/s for one big object (``--big-mb``) written and read vs raw (fs: write+fsync/read;
   s3: minio ``put_object``/``get_object`` with the same part size), the median of
-  ``--big-runs`` rounds in which ours and raw take turns going first (the second writer
-  finds the first one's object in the page cache); it was one run, ours first and traced;
+  ``--big-runs`` rounds in which ours and raw take turns going first, each side deleting
+  its object before the other writes (see :func:`bench_big`: on this VM the writer that
+  needs memory nobody freed just before pays ~2,500 us of CPU per MiB more); it was one
+  run, ours first and traced;
 - peak Python memory (tracemalloc) during the big write and read.
 Every package rate is the median of ``--runs`` runs; Kluis and raw runs alternate (ours, raw,
 ours, raw, ...) so that load from other users of the shared machine hits both alike. Next to
@@ -58,7 +61,7 @@ from archive.model import BuiltPackage
 from archive.package import build_aip
 from archive.storage.base import Storage
 from archive.storage.fs import SYNC_WORKERS, FsStorage
-from archive.storage.s3 import DEFAULT_PART_SIZE, DEFAULT_PUT_WORKERS
+from archive.storage.s3 import DEFAULT_PART_SIZE, DEFAULT_PUT_WORKERS, S3Storage
 from archive.store import AipStore
 from tests.support.eark import make_input
 
@@ -141,6 +144,8 @@ def bench_packages(
         batch = next(ours_batches)
         for pkg in batch:
             store.commit(pkg, retain_until=until)
+        if isinstance(storage, S3Storage):
+            storage.drain()  # the intents' deletions it deferred are part of the writing
         written.extend(batch)
 
     def raw_write() -> None:
@@ -211,11 +216,21 @@ def bench_big(
     raw_get: Callable[[str], int],
     size: int,
     runs: int,
+    raw_delete: Callable[[str], None] | None = None,
+    warm_up: bool = False,
 ) -> dict[str, float]:
-    """Medians over ``runs`` rounds of: ours written and read, and raw written and read (each
-    deleted after its round; every other round raw goes first); then one more untimed write
-    and read of ours under tracemalloc for the peak memory (tracing slows allocation: no
-    timed run pays for it)."""
+    """Medians over ``runs`` rounds of: ours written, read and deleted, and raw written, read
+    and deleted (``raw_delete``, default ``storage.delete``; deletions untimed; every other
+    round raw goes first); then one more untimed write and read of ours under tracemalloc for
+    the peak memory (tracing slows allocation: no timed run pays for it).
+
+    Each side deletes its object before the other side writes, so both write into memory
+    the one before just freed. On this VM a 256 MiB write into memory not freed just before
+    costs up to ~2,500 us of CPU per MiB more (raw writes in a row: 1,368, 3,039, 2,591 us/MiB;
+    right after deleting those files: 331, 426; 3 s later: 2,678): with both objects kept to
+    the end of the round, whoever wrote second paid it, so each median mixed a cheap round
+    with a dear one. ``warm_up`` (fs) writes and deletes one raw object first, untimed, so
+    that the first round's first writer does not pay it either."""
     sha = pattern_sha256(size)
     mib = size / MB
     found: dict[str, list[float]] = {}
@@ -238,24 +253,33 @@ def bench_big(
     def raw_read(key: str) -> None:
         assert raw_get(key) == size
 
+    def ours_delete() -> None:
+        assert storage.stat("big/ours").sha256 == sha
+        storage.delete("big/ours")  # every version: the test cluster keeps objects in memory
+
+    delete_raw = storage.delete if raw_delete is None else raw_delete
+    if warm_up:
+        raw_put("big/warm-up", size)
+        delete_raw("big/warm-up")
     for round_ in range(runs):
         # A fresh raw file each round: rewriting one in place (truncate) costs ext4 more.
         raw_key = f"big/raw-{round_}"
-        steps = [
+        ours: list[tuple[str | None, Callable[[], None]]] = [
             ("write", ours_write),
             ("read", ours_read),
+            (None, ours_delete),
+        ]
+        raw: list[tuple[str | None, Callable[[], None]]] = [
             ("raw_write", functools.partial(raw_put, raw_key, size)),
             ("raw_read", functools.partial(raw_read, raw_key)),
+            (None, functools.partial(delete_raw, raw_key)),
         ]
-        # Who goes first alternates: the second writer finds the first one's object in
-        # the page cache (and the disk maybe still busy with it).
-        for name, fn in steps if round_ % 2 == 0 else steps[2:] + steps[:2]:
+        # Who goes first alternates: the disk may still be busy with the other's object.
+        for name, fn in ours + raw if round_ % 2 == 0 else raw + ours:
             start, start_cpu = time.perf_counter(), time.process_time()
             fn()
-            note(name, start, start_cpu)
-        assert storage.stat("big/ours").sha256 == sha
-        storage.delete("big/ours")  # every version: the test cluster keeps objects in memory
-        storage.delete(raw_key)  # s3 (the fs raw files go with bench/out)
+            if name is not None:
+                note(name, start, start_cpu)
     tracemalloc.start()
     ours_write()
     _, peak_w = tracemalloc.get_traced_memory()
@@ -331,6 +355,11 @@ def fs_backend(root: Path) -> tuple[Storage, Any, Any, Any, Any, Callable[[], No
         return n
 
     return storage, put, get, put_big, get_big, lambda: shutil.rmtree(root, ignore_errors=True)
+
+
+def fs_raw_delete(root: Path) -> Callable[[str], None]:
+    """Delete a raw big file of :func:`fs_backend` under ``root`` (not an object of ours)."""
+    return lambda key: (root / "raw" / key).unlink()
 
 
 def fsync_dir(folder: Path) -> None:
@@ -421,11 +450,14 @@ def main() -> None:
         built = fs_backend(OUT) if name == "fs" else s3_backend()
         storage, put, get, put_big, get_big, cleanup = built
         try:
-            workers = SYNC_WORKERS if name == "fs" else DEFAULT_PUT_WORKERS
+            # s3: Kluis sends put_workers PUTs from its pool plus one from the calling thread
+            workers = SYNC_WORKERS if name == "fs" else DEFAULT_PUT_WORKERS + 1
             p = bench_packages(storage, put, get, args.n, args.runs, workers)
             # fs: an even number of rounds, so that each side goes first equally often
             big_runs = args.big_runs or (args.runs + args.runs % 2 if name == "fs" else 1)
-            b = bench_big(storage, put_big, get_big, args.big_mb * MB, big_runs)
+            fs = name == "fs"
+            raw_delete = fs_raw_delete(OUT) if fs else None
+            b = bench_big(storage, put_big, get_big, args.big_mb * MB, big_runs, raw_delete, fs)
         finally:
             cleanup()
             storage.close()
