@@ -2,6 +2,7 @@
 
 usage:
   .venv/bin/python bench/retention.py [--n 1000000] [--packages 2000] [--work /tmp/kluis-bench]
+      [--skip-sweep] [--skip-execute] [--skip-raw]
 
 Sweep: the tantivy index of ``bench/search.py`` (``<work>/index-<n>-<versions>``, built from the
 synthetic corpus, whose documents carry retention ends and legal holds) is reused when it is
@@ -21,7 +22,8 @@ signed certificate (dev PKI, no TSA); its CPU is this process's plus that of
 process's voluntary context switches (GIL hand-offs between the cores show up there).
 Then the raw baseline on fresh copies of the same
 store: ``rm -rf`` of its ``aips/`` and the same trees removed by ``RAW_THREADS`` threads (each
-its own package directories) with one fsync, and execution's rate as a share of the faster.
+its own package directories) with one fsync, and execution's rate as a share of the faster
+(``--skip-raw`` leaves it out: quicker before/after runs of execution alone).
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ def build_store(work: Path, packages: int) -> Path:
     return target
 
 
-def bench_execute(work: Path, packages: int) -> None:
+def bench_execute(work: Path, packages: int, *, raw: bool = True) -> None:
     print(f"\nexecution on fs: {packages:,} due packages", flush=True)
     source = build_store(work, packages)
     scratch = work / "retention-exec"
@@ -213,7 +215,8 @@ def bench_execute(work: Path, packages: int) -> None:
     finally:
         index.close()
         shutil.rmtree(scratch, ignore_errors=True)
-    bench_raw_removal(source, scratch, len(ids), len(ids) / seconds)
+    if raw:
+        bench_raw_removal(source, scratch, len(ids), len(ids) / seconds)
 
 
 def _usage() -> tuple[float, float, float]:
@@ -287,13 +290,14 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/kluis-bench")
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--skip-execute", action="store_true")
+    parser.add_argument("--skip-raw", action="store_true", help="no raw removal baseline")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     if not args.skip_sweep:
         bench_sweep(work, args.n)
     if not args.skip_execute:
-        bench_execute(work, args.packages)
+        bench_execute(work, args.packages, raw=not args.skip_raw)
     print("\n| measure | result | target |\n|---|---|---|")
     for what, value, target in ROWS:
         print(f"| {what} | {value} | {target} |")

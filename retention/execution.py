@@ -21,8 +21,12 @@ execution starts, so a resumed run cuts the same batches). For each batch:
 4. **Done** ``journal/<n>.done.json`` with the final outcomes, and a PREMIS event.
 
 Two batches are in flight: while batch n is deleted (on its own thread; the deletion waits
-on the disk) batch n+1 goes through steps 1-3 up to its tombstones. Each batch keeps its
-own order, so a crash leaves at most two batches open, each finished from its intent.
+on the disk) batch n+1 goes through steps 1-3 up to its tombstones. The per-item work of a
+step (re-checks, exports, listings) runs on ``workers`` threads (default 4) that each take
+the next item when free: the work is mostly Python under one GIL, so more threads only
+hand the GIL around, and a future per item cost more CPU than a listing or a lock check.
+Each batch keeps its own order, so a crash leaves at most two batches open, each finished
+from its intent.
 
 A crash anywhere resumes from the journal: a batch with a done record is not touched again;
 a batch with only an intent is finished from it (deleting a missing key is a no-op, the
@@ -55,6 +59,7 @@ from archive.destruction import (
 from archive.errors import ObjectLockedError, PackageNotFoundError
 from archive.model import PremisEvent
 from archive.storage.base import Storage
+from retention._threads import each as _each
 from retention.certificate import canonical_json, certificate_id_for, store_certificate
 from retention.disposal_errors import FourEyesError, ProposalStateError
 from retention.layout import records_prefix
@@ -176,7 +181,9 @@ def _last_look(
     precede its object locks, so the marker is what counts here. One read of the open
     placements for the whole batch, then one listing per document."""
     ready = [e["document_id"] for e in prepared if e.get("ready")]
-    holds = holds_in_force_many(ctx.storage, ready, mapper=pool.map)
+    holds = holds_in_force_many(
+        ctx.storage, ready, mapper=lambda fn, ids: _each(pool, ctx.workers, fn, ids)
+    )
     looked = []
     for entry in prepared:
         doc = entry["document_id"]
@@ -289,7 +296,7 @@ def execute(
     new_id: Callable[[], str],
     extra_prefixes: Callable[[str], Sequence[str]] = lambda doc: (records_prefix(doc),),
     batch_items: int = BATCH_ITEMS,
-    workers: int = 8,
+    workers: int = 4,
     progress: Callable[[int], None] | None = None,
 ) -> ExecutionResult:
     """Execute (or resume) an approved proposal; return what the certificate records.
@@ -327,7 +334,10 @@ def execute(
         workers,
     )
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispose") as pool:
+    # Two batches use the pool at once (checks of n+1, last look of n), each with
+    # ``workers - 1`` helpers: room for both, so neither waits for the other's items.
+    helpers = max(1, 2 * (workers - 1))
+    with ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="dispose") as pool:
         _run_batches(ctx, pool, index, new_id, progress, size)
     certificate = store_certificate(
         proposals.storage,
@@ -369,16 +379,16 @@ def _stage(ctx: _Context, pool: ThreadPoolExecutor, n: int, batch: list[Proposal
     intent = ctx.proposals.read_record(ctx.proposal_id, intent_name)
     resumed = intent is not None
     if intent is None:
-        entries = list(pool.map(lambda item: _check(ctx, item), batch))
+        entries = _each(pool, ctx.workers, lambda item: _check(ctx, item), batch)
         intent = ctx.proposals.ensure_record(ctx.proposal_id, intent_name, {"items": entries})
         resumed = intent["items"] != entries  # a concurrent run wrote it first
     if any(e["outcome"] == "resume" for e in intent["items"]):
         resumed = True  # an earlier run's tombstone without its journal: finish from storage
-    prepared = list(pool.map(lambda e: _prepare(ctx, e, resumed), intent["items"]))
+    prepared = _each(pool, ctx.workers, lambda e: _prepare(ctx, e, resumed), intent["items"])
     prepared = _tombstones(ctx, prepared)
     ready = [e for e in prepared if e.get("ready")]
-    plans = dict(zip([e["document_id"] for e in ready], pool.map(lambda e: _plan(ctx, e), ready),
-                     strict=True))  # fmt: skip
+    planned = _each(pool, ctx.workers, lambda e: _plan(ctx, e), ready)
+    plans = dict(zip([e["document_id"] for e in ready], planned, strict=True))
     return _Staged(n, prepared, plans)
 
 
