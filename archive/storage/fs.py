@@ -921,7 +921,11 @@ def _check_xattrs(root: Path) -> None:
     """Raise :class:`StorageUnavailableError` unless ``root`` keeps user extended attributes."""
     try:
         os.setxattr(root, _PROBE, b"1")
-        os.removexattr(root, _PROBE)
+        try:
+            os.removexattr(root, _PROBE)
+        except OSError as exc:
+            if exc.errno != errno.ENODATA:  # ENODATA: a process starting at once removed it
+                raise
     except OSError as exc:
         if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
             raise StorageUnavailableError(

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 
 from kluis.api.edge import EdgeMiddleware, RateLimiter
 from kluis.api.ingest_pool import IngestPool
@@ -40,11 +39,11 @@ def create_app(settings: KluisSettings | None = None, *, run_indexer: bool = Tru
             app.state.ingest_pool = IngestPool(settings, settings.ingest_processes)
         try:
             if app.state.ingest_pool is not None:
-                await run_in_threadpool(app.state.ingest_pool.warm)
+                await app.state.ingest_pool.start()
             yield
         finally:
             if app.state.ingest_pool is not None:
-                app.state.ingest_pool.close()
+                await app.state.ingest_pool.close()
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
             services.close()

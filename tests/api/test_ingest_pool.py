@@ -4,17 +4,25 @@ process costs one 503, never a false receipt."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import os
+import pickle
 import signal
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from archive.errors import StorageUnavailableError
+from archive.storage.fs import FsStorage
 from ingest.errors import FieldProblem, IdempotencyConflictError, InvalidSubmissionError
+from ingest.submission import Submission
 from kluis.api.app import create_app
-from kluis.api.ingest_pool import IngestPool, _Failure
+from kluis.api.ingest_pool import _HEADER, IngestPool, _Failure
 from kluis.settings import KluisSettings
 from tests.api.conftest import upload
 from tests.conftest import AGENCY_X, OWNER_A
@@ -79,7 +87,8 @@ def test_a_dead_ingest_process_is_a_503_and_the_pool_recovers(
 ) -> None:
     agency = token("agency", AGENCY_X)
     pool = pool_of(pooled)
-    for pid in list(pool._pool._processes):  # the test kills them: reach into the executor
+    for pid in pool.pids():
+        assert pid is not None
         os.kill(pid, signal.SIGKILL)
     dead = upload(pooled, agency, pdf, owner=OWNER_A, ref="D-1")
     assert dead.status_code == 503, dead.text  # type: ignore[attr-defined]
@@ -112,3 +121,56 @@ def test_a_pooled_batch_answers_and_records_per_item(
     assert [r["status"] for r in results] == [201, 422]
     (event,), _ = pooled.app.state.audit.all()  # type: ignore[attr-defined]
     assert event.document_id == results[0]["receipt"]["aip_id"]
+
+
+def _dies_on_first_deposit(settings: KluisSettings, sock: socket.socket) -> None:
+    """An ingest process that starts, takes a deposit and dies in the middle of it."""
+    with sock:
+        sock.sendall(_HEADER.pack(len(_READY)) + _READY)
+        sock.recv(1 << 16)
+        os._exit(3)
+
+
+_READY = pickle.dumps(None)
+
+
+def test_a_process_dying_mid_deposit_is_a_503_and_is_replaced(
+    settings: KluisSettings, pdf: bytes
+) -> None:
+    submission = Submission(
+        agency_id=AGENCY_X, owner=OWNER_A, document_type="attest", title="t", agency_ref="M-1"
+    )
+
+    async def scenario() -> None:
+        pool = IngestPool(settings, 1, main=_dies_on_first_deposit)
+        await pool.start()
+        try:
+            (first,) = pool.pids()
+            with pytest.raises(StorageUnavailableError):
+                await pool.run_async(submission, pdf, None)
+            # The next deposit waits for the replacement (which dies the same way here).
+            with pytest.raises(StorageUnavailableError):
+                await asyncio.wait_for(pool.run_async(submission, pdf, None), 60)
+            for _ in range(600):  # its replacement starts
+                if pool.pids():
+                    break
+                await asyncio.sleep(0.1)
+            (second,) = pool.pids()
+            assert second != first
+        finally:
+            await pool.close()
+        assert pool.pids() == []
+
+    asyncio.run(scenario())
+
+
+def test_processes_opening_the_fs_store_at_once_all_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workers and their ingest processes open the store together: each probes the root for
+    # extended attributes, and another's removal of the shared probe must not fail it.
+    def removed_already(path: object, name: str) -> None:
+        raise OSError(errno.ENODATA, "No data available")
+
+    monkeypatch.setattr(os, "removexattr", removed_already)
+    FsStorage(tmp_path / "store")
