@@ -220,11 +220,14 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def tree_cpu(root: int) -> float:
+def tree_cpu(root: int, workers: int) -> tuple[float, float]:
     """CPU seconds of process ``root`` and every descendant (the server: its workers, their
-    ingest processes), from /proc: user + system of every thread, plus reaped children's."""
+    ingest processes), from /proc: user + system of every thread, plus reaped children's;
+    and of the HTTP side alone: ``root`` and its direct children (uvicorn's ``workers``, when
+    there are several), their own threads only, without the ingest processes below them."""
     parent: dict[int, int] = {}
     ticks: dict[int, int] = {}
+    own: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -236,13 +239,16 @@ def tree_cpu(root: int) -> float:
         pid = int(entry.name)
         parent[pid] = int(fields[1])  # fields[0] is the state (field 3 of stat(5))
         ticks[pid] = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        own[pid] = sum(int(x) for x in fields[11:13])
     tree, todo = set(), [root]
     while todo:
         pid = todo.pop()
         if pid in ticks and pid not in tree:
             tree.add(pid)
             todo.extend(child for child, up in parent.items() if up == pid)
-    return sum(ticks[pid] for pid in tree) / os.sysconf("SC_CLK_TCK")
+    http = [root] + ([c for c, up in parent.items() if up == root] if workers > 1 else [])
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum(ticks[p] for p in tree) / tick, sum(own.get(p, 0) for p in http) / tick
 
 
 def cli_baseline(
@@ -597,7 +603,7 @@ async def run_phases(
             until = time.perf_counter() + args.seconds
             buckets: dict[str, list[float]] = {}
             started = time.perf_counter()
-            server_cpu, client_cpu = tree_cpu(load.server_pid), own_cpu()
+            (server_cpu, http_cpu), client_cpu = tree_cpu(load.server_pid, args.workers), own_cpu()
             coros = []
             for label, fn, who in tasks:
                 coros.append(fn(session, who, until, buckets.setdefault(label, [])))
@@ -606,8 +612,10 @@ async def run_phases(
             # CPU per request of the phase (all its endpoints): the server's process tree
             # (workers, ingest processes, indexer) and this load generator.
             done = max(1, sum(len(lat) for lat in buckets.values()))
+            server_after, http_after = tree_cpu(load.server_pid, args.workers)
             cpu = {
-                "srv_cpu": (tree_cpu(load.server_pid) - server_cpu) / done * 1000,
+                "srv_cpu": (server_after - server_cpu) / done * 1000,
+                "http_cpu": (http_after - http_cpu) / done * 1000,
                 "cli_cpu": (own_cpu() - client_cpu) / done * 1000,
             }
             for label, lat in buckets.items():
@@ -857,11 +865,12 @@ def main() -> None:
         print(
             f"{r['phase']:12} {r['name']:22} {r['n']:6d} {r['per_s']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f}"
             f" {pct(own, 50) * 1000:8.1f} {pct(own, 99) * 1000:8.1f} {r['load']:5.1f}"
-            f" {r['srv_cpu']:8.2f} {r['cli_cpu']:8.2f}  {share}"
+            f" {r['srv_cpu']:8.2f} {r['http_cpu']:8.2f} {r['cli_cpu']:8.2f}  {share}"
         )
     print(
-        "(srv CPU / gen CPU: ms of CPU per request of the phase, all its endpoints, in the "
-        "server's processes / in this load generator)"
+        "(srv CPU / HTTP CPU / gen CPU: ms of CPU per request of the phase, all its endpoints, "
+        "in the server's processes / in its HTTP workers alone, without their ingest processes"
+        " / in this load generator)"
     )
     print("\nin process, same data, one thread (no HTTP, no auth, no audit record):")
     for measured in ("inproc_list", "inproc_content"):
