@@ -747,9 +747,10 @@ def main() -> None:
     parser.add_argument(
         "--ingest-processes",
         type=int,
-        default=os.cpu_count() or 1,
+        default=2 * (os.cpu_count() or 1),
         help="the server's ingest processes per worker (setting ingest_processes; 0: in "
-        "the worker's threads; default: the cores)",
+        "the worker's threads; default: twice the cores, as the settings recommend: with kept "
+        "connections one worker may get every depositor)",
     )
     parser.add_argument(
         "--phases",

@@ -176,9 +176,11 @@ class KluisSettings(BaseSettings):
     """HTTP worker processes of ``kluis serve``; each gets 1/workers of the rate limit."""
     ingest_processes: int = Field(default=0, ge=0, le=64)
     """Ingest processes per HTTP worker: deposits compute in these instead of the worker's
-    threads (one Python process computes on one core). 0: in the worker, as in tests. For
-    ``kluis serve --workers N`` on C cores, C keeps every core busy whichever worker a
-    depositor's connection lands on."""
+    threads (one Python process computes on one core). 0: in the worker, as in tests. With
+    ingest processes a depositor's connection is kept open (without them, with several
+    workers, it is closed after each deposit to spread deposits over the workers), so one
+    worker may serve every depositor: on C cores, 2 x C per worker keeps every core busy
+    through the deposits' fsync waits, as the best CLI batch layout (2 x C processes) does."""
     auth: AuthSettings = AuthSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
 
