@@ -59,7 +59,7 @@ from archive.destruction import (
 from archive.errors import ObjectLockedError, PackageNotFoundError
 from archive.model import PremisEvent
 from archive.storage.base import Storage
-from retention._threads import each as _each
+from archive.threads import each as _each
 from retention.certificate import canonical_json, certificate_id_for, store_certificate
 from retention.disposal_errors import FourEyesError, ProposalStateError
 from retention.layout import records_prefix

@@ -8,12 +8,13 @@ commit marker) while part of its batch is still running.
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import TypeVar, cast
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from archive.threads import each
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,31 +40,9 @@ class Parallel:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
                 self._pid = os.getpid()
             pool = self._pool
-        # The calling thread takes items too (it would only wait otherwise): each thread takes
-        # the next item when it is free, so ``workers`` + 1 run at once and none idles while
-        # items are left (one item per pool thread left the caller idle after its first).
-        results: list[R | None] = [None] * len(items)
-        errors: list[BaseException | None] = [None] * len(items)
-        taken = itertools.count()  # next() is atomic: each index is taken once
-
-        def take() -> None:
-            while (i := next(taken)) < len(items):
-                try:
-                    results[i] = fn(items[i])
-                except BaseException as exc:
-                    errors[i] = exc
-
-        helpers: list[Future[None]] = [
-            pool.submit(take) for _ in range(min(self._workers, len(items) - 1))
-        ]
-        take()
-        wait(helpers)
-        for helper in helpers:
-            helper.result()  # take() catches what fn raises; anything else is a bug: raise it
-        for error in errors:
-            if error is not None:
-                raise error
-        return cast(list[R], results)
+        # The calling thread takes items too: ``workers`` + 1 run at once, none idle while
+        # items are left.
+        return each(pool, self._workers + 1, fn, items)
 
     def close(self) -> None:
         with self._lock:

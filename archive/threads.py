@@ -1,16 +1,16 @@
-"""Spreading per-item work over a few threads of a shared pool (private to retention).
+"""Spreading per-item work over a few threads: the caller and some threads of a pool.
 
-Disposal execution runs a step's per-item work (re-checks, exports, listings, lock checks)
-on a handful of threads: storage waits overlap, but the work is mostly Python under one GIL,
-so the threads take items one after another from a shared counter instead of getting a
-future each (a submit, a lock, a wake-up and a GIL hand-off per item cost more CPU than
-most items' own work).
+Used by the storage backends' batch writes (:class:`archive.storage._parallel.Parallel`) and by
+disposal execution. The work is mostly Python under one GIL with storage waits in between, so
+the threads take items one after another from a shared counter instead of getting a future
+each (a submit, a lock, a wake-up and a GIL hand-off per item cost more CPU than many items'
+own work), and the calling thread takes items too instead of only waiting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from itertools import count
 from typing import Any, TypeVar
 
@@ -24,8 +24,9 @@ def each(
     pool: ThreadPoolExecutor, workers: int, fn: Callable[[_T], _R], items: Sequence[_T]
 ) -> list[_R]:
     """``[fn(item) for item in items]`` on ``workers`` threads (the caller and ``workers - 1``
-    of ``pool``), each taking the next item when it is free; raises the first failure (in
-    item order) once every item is done."""
+    of ``pool``), each taking the next item when it is free. Returns only when every item has
+    finished, even when one failed (a caller must never go on while part of its batch still
+    runs), then raises the first failure in item order."""
     if workers < 2 or len(items) < 2:
         return [fn(item) for item in items]
     results: list[Any] = [None] * len(items)
@@ -39,11 +40,13 @@ def each(
             except BaseException as exc:  # raised below, in item order
                 errors[i] = exc
 
-    helpers = [pool.submit(take) for _ in range(min(workers, len(items)) - 1)]
+    helpers: list[Future[None]] = [pool.submit(take) for _ in range(min(workers, len(items)) - 1)]
     try:
         take()
     finally:
         wait(helpers)
+    for helper in helpers:
+        helper.result()  # take() keeps what fn raises; anything else is a bug: raise it
     for error in errors:
         if error is not None:
             raise error

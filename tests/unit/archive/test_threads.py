@@ -1,4 +1,4 @@
-"""How execution spreads a batch's per-item work over its threads (``_each``)."""
+"""How per-item work is spread over a few threads (``archive.threads.each``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from retention._threads import each as _each
+from archive.threads import each as _each
 
 
 def test_results_come_in_item_order_from_several_threads() -> None:
