@@ -1,4 +1,5 @@
-"""Fixtures of the archive unit tests: a package input, its built AIP, fs storage, a clock."""
+"""Fixtures of the archive unit tests: a package input, its built AIP, fs and S3 storage, a
+clock."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 from archive.model import BuiltPackage, PackageInput
 from archive.package import build_aip
 from archive.storage.fs import FsStorage
+from archive.storage.s3 import S3Storage
 from archive.store import AipStore
 from tests.support.eark import T0, make_input
+from tests.support.s3 import S3Server, s3_server
 
 
 class Clock:
@@ -50,3 +53,19 @@ def fs(tmp_path: Path, clock: Clock) -> Iterator[FsStorage]:
 @pytest.fixture
 def store(fs: FsStorage, clock: Clock) -> AipStore:
     return AipStore(fs, clock=clock)
+
+
+@pytest.fixture(scope="module")
+def server() -> S3Server:
+    """The test S3 server (skips, or fails when s3 is required, without one)."""
+    return s3_server()
+
+
+@pytest.fixture
+def s3(server: S3Server) -> Iterator[S3Storage]:
+    """S3 storage on the test server, without retry backoff."""
+    storage = server.storage(backoff=0.0)
+    try:
+        yield storage
+    finally:
+        storage.close()

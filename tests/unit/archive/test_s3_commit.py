@@ -12,7 +12,6 @@ import logging
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ from archive.package import build_aip
 from archive.storage.s3 import S3Storage
 from archive.store import AipStore
 from tests.support.eark import make_input
-from tests.support.s3 import S3Server, s3_server
+from tests.support.s3 import S3Server
 
 pytestmark = pytest.mark.s3
 
@@ -46,20 +45,6 @@ class _Recording(urllib3.PoolManager):
         with self._lock:
             self.sent.append((method, bucket, urllib.parse.unquote(key), parts.query))
         return super().urlopen(method, url, *args, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def server() -> S3Server:
-    return s3_server()
-
-
-@pytest.fixture
-def s3(server: S3Server) -> Iterator[S3Storage]:
-    storage = server.storage(backoff=0.0)
-    try:
-        yield storage
-    finally:
-        storage.close()
 
 
 def _package() -> Any:

@@ -11,7 +11,6 @@ import io
 import os
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +27,7 @@ from archive.errors import (
 from archive.model import BuiltPackage
 from archive.storage.s3 import MIB, S3Storage, parse_s3_time
 from archive.store import AipStore
-from tests.support.s3 import S3Server, s3_server
+from tests.support.s3 import S3Server
 
 
 def put(storage: S3Storage, key: str, data: bytes, **kwargs: Any) -> None:
@@ -56,20 +55,6 @@ def test_unreachable_server_is_unavailable_after_backoff() -> None:
         storage.stat("some/key")
     assert isinstance(info.value.__cause__, urllib3.exceptions.HTTPError | OSError)
     assert slept == [0.1, 0.2]
-
-
-@pytest.fixture(scope="module")
-def server() -> S3Server:
-    return s3_server()
-
-
-@pytest.fixture
-def s3(server: S3Server) -> Iterator[S3Storage]:
-    storage = server.storage(backoff=0.0)
-    try:
-        yield storage
-    finally:
-        storage.close()
 
 
 @pytest.mark.s3
