@@ -875,18 +875,8 @@ class AipStore:
             PackageNotFoundError, IntegrityError, InvalidPackageError, HostileXmlError,
             StorageUnavailableError.
         """
-        return self.metadata_and_root_sha256(aip_id)[0]
-
-    def metadata_and_root_sha256(self, aip_id: str) -> tuple[DocumentMetadata, str]:
-        """:meth:`metadata` and the SHA-256 of the root METS it was read from (the manifest
-        hash), in one read: disposal's re-check needs both for every document.
-
-        Raises:
-            As :meth:`metadata`.
-        """
-        data, root = self._root(aip_id)
-        meta = read_descriptive(self._read_listed(aip_id, root.descriptive), aip_id=aip_id)
-        return meta, hashlib.sha256(data).hexdigest()
+        _, root = self._root(aip_id)
+        return read_descriptive(self._read_listed(aip_id, root.descriptive), aip_id=aip_id)
 
     def legal_hold(self, aip_id: str) -> bool:
         """Whether the package's root METS carries a legal hold (holds are placed on every
@@ -900,9 +890,10 @@ class AipStore:
         except ObjectNotFoundError as exc:
             raise PackageNotFoundError(aip_id) from exc
 
-    def retention_metadata_and_root_sha256(self, aip_id: str) -> tuple[DocumentMetadata, str]:
-        """:meth:`metadata_and_root_sha256` without parsing XML when it can: the descriptive
-        metadata from the package's index file when its root METS declares it as it is
+    def metadata_and_root_sha256(self, aip_id: str) -> tuple[DocumentMetadata, str]:
+        """:meth:`metadata` and the SHA-256 of the root METS it was read from (the manifest
+        hash), in one read and without parsing XML when it can: the descriptive metadata from
+        the package's index file when its root METS declares it as it is
         (:mod:`archive.index_file`: its size and SHA-256 in the root METS bind it to the
         manifest hash returned), else the full way. Disposal's re-check reads this for every
         document it is about to delete; the index file holds every retention field of

@@ -287,7 +287,7 @@ class RetentionRecords:
                 first = root_mets_sha256(self._storage, document_id)
             else:  # the baseline: the root METS read for the metadata also gives its hash
                 # (the metadata from the index file the root METS declares: no XML parsed)
-                meta, first = self._store.retention_metadata_and_root_sha256(document_id)
+                meta, first = self._store.metadata_and_root_sha256(document_id)
                 current = self._baseline(document_id, meta)
             hashes = (first, *(root_mets_sha256(self._storage, a) for a in versions[1:]))
         except ObjectNotFoundError as exc:  # being destroyed while we read it
