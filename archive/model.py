@@ -144,13 +144,15 @@ class AipManifest:
     """A committed package as read back from storage (root METS + descriptive + PREMIS).
 
     ``original_sha256``, ``signature`` and ``events`` come from the PREMIS file. A manifest
-    read from storage has that file's bytes already checked against the root METS, but
-    parses them only when one of the three is first used: a download needs none of them, and
-    parsing PREMIS cost more than all of a download's file reads together. That first use
-    raises :class:`archive.errors.InvalidPackageError` or
-    :class:`archive.errors.HostileXmlError` if the (checked) bytes are not a Kluis PREMIS.
-    Give either the three values or ``preservation`` (a function of those bytes that parses
-    them; it is called at most once per manifest and thread).
+    read from storage reads that file, checks it against the root METS and parses it only
+    when one of the three is first used: a download needs none of them, and reading and
+    parsing PREMIS cost more than all of a download's other file reads together. That first
+    use raises :class:`archive.errors.IntegrityError` if the bytes differ from what the root
+    METS lists, :class:`archive.errors.InvalidPackageError` if the file is missing or not a
+    Kluis PREMIS, :class:`archive.errors.HostileXmlError` if it is not safe XML, and the
+    storage's errors (``StorageUnavailableError``); a failed use is not cached. Give either
+    the three values or ``preservation`` (a function that reads and parses them; it is
+    called until it succeeds once per manifest and thread).
     """
 
     aip_id: str
@@ -216,7 +218,8 @@ class AipManifest:
         if isinstance(source, Preservation):
             return source
         parsed = source()
-        object.__setattr__(self, "_preservation", parsed)  # a cache of a pure function
+        # A cache: a committed package's files never change (a changed one fails its check).
+        object.__setattr__(self, "_preservation", parsed)
         return parsed
 
     @property

@@ -12,6 +12,7 @@ signature, original hash, creation time and events.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from functools import partial
 
 from archive import layout
@@ -76,17 +77,28 @@ def read_manifest(
 
 
 def assemble_manifest(
-    aip_id: str, root: RootMets, *, root_mets_sha256: str, descriptive: bytes, premis: bytes
+    aip_id: str,
+    root: RootMets,
+    *,
+    root_mets_sha256: str,
+    descriptive: bytes,
+    premis: bytes | Callable[[], bytes],
 ) -> AipManifest:
     """:func:`read_manifest` for a root METS already parsed by :func:`read_root` (a package
-    read parses it once). Both files are checked against the root METS now; the PREMIS is
-    parsed when the manifest's PREMIS part is first used (see :class:`AipManifest`).
+    read parses it once). The descriptive bytes are checked against the root METS now.
+
+    ``premis``: the PREMIS bytes, checked now, or a function that reads them (a package read
+    from storage: a download needs no PREMIS, so the file is read, checked and parsed on the
+    first use of the manifest's PREMIS part; see :class:`AipManifest`).
 
     Raises:
         HostileXmlError, InvalidPackageError: the descriptive metadata is not a Kluis one.
-        IntegrityError: the descriptive or PREMIS bytes differ from what the root METS lists.
+        IntegrityError: the descriptive bytes, or PREMIS bytes given, differ from what the
+            root METS lists.
     """
     meta = read_descriptive(check_bytes(aip_id, root.descriptive, descriptive), aip_id=aip_id)
+    if isinstance(premis, bytes):
+        check_bytes(aip_id, root.premis, premis)
     return AipManifest(
         aip_id=aip_id,
         metadata=meta,
@@ -96,15 +108,19 @@ def assemble_manifest(
         created_at=root.created_at,
         root_mets_sha256=root_mets_sha256,
         previous_aip_id=root.previous_aip_id,
-        preservation=partial(_read_preservation, aip_id, check_bytes(aip_id, root.premis, premis)),
+        preservation=partial(_read_preservation, aip_id, root.premis, premis),
     )
 
 
-def _read_preservation(aip_id: str, premis: bytes) -> Preservation:
-    """The manifest's PREMIS part from bytes checked against the root METS.
+def _read_preservation(
+    aip_id: str, listed: FileEntry, premis: bytes | Callable[[], bytes]
+) -> Preservation:
+    """The manifest's PREMIS part from its bytes (read now if given as a function), checked
+    against what the root METS lists.
 
     Raises:
-        HostileXmlError, InvalidPackageError.
+        HostileXmlError, InvalidPackageError, IntegrityError; from the read: its errors.
     """
-    record = read_premis(premis, aip_id=aip_id)
+    data = premis if isinstance(premis, bytes) else premis()
+    record = read_premis(check_bytes(aip_id, listed, data), aip_id=aip_id)
     return Preservation(record.original_sha256, record.signature, record.events)

@@ -43,6 +43,7 @@ import io
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import BinaryIO, cast
 
 from archive import layout
@@ -672,14 +673,15 @@ class AipStore:
         return check_bytes(aip_id, entry, data) if check else data
 
     def manifest(self, aip_id: str) -> AipManifest:
-        """The committed package's manifest (root METS + descriptive + PREMIS). All three are
-        read and checked against the root METS now; the PREMIS is parsed on first use of the
-        manifest's PREMIS part (see :class:`AipManifest`: a download never needs it).
+        """The committed package's manifest (root METS + descriptive + PREMIS). The root METS
+        and the descriptive metadata are read and checked now; the PREMIS file is read,
+        checked and parsed on first use of the manifest's PREMIS part (see
+        :class:`AipManifest`: a download never needs it; ``verify`` checks every file).
 
         Raises:
             PackageNotFoundError: no committed package has this id.
             InvalidPackageError, HostileXmlError: the stored metadata is not a Kluis AIP.
-            IntegrityError: a metadata file differs from what the root METS lists.
+            IntegrityError: the descriptive metadata differs from what the root METS lists.
             StorageUnavailableError.
         """
         data, root = self._root(aip_id)
@@ -688,7 +690,7 @@ class AipStore:
             root,
             root_mets_sha256=hashlib.sha256(data).hexdigest(),
             descriptive=self._read_listed(aip_id, root.descriptive, check=False),
-            premis=self._read_listed(aip_id, root.premis, check=False),
+            premis=partial(self._read_listed, aip_id, root.premis, check=False),
         )
 
     def open_file(

@@ -20,9 +20,10 @@ fs writes under bench/out/ (git-ignored). Rows:
   expressed per package. Kluis writes a package's files concurrently (fs: fsyncs, s3: PUTs),
   so a second row gives the raw path the same concurrency;
 - packages/s read: ``manifest`` + stream the PDF given that manifest (the root METS read and
-  parsed once; every metadata file and the PDF checked against it; the PREMIS is parsed only
-  on first use, which a download does not make) vs raw reads of all the package's files; a
-  second row also uses the manifest's signature (PREMIS parsed: a detail page);
+  parsed once; the descriptive metadata and the PDF checked against it; the PREMIS is read,
+  checked and parsed only on first use, which a download does not make) vs raw reads of all
+  the package's files; a second row also uses the manifest's signature (PREMIS read and
+  parsed: a detail page);
 - MB/s for one big object (``--big-mb``) written and read vs raw (fs: write+fsync/read;
   s3: minio ``put_object``/``get_object`` with the same part size), the median of
   ``--big-runs`` rounds in which ours and raw take turns going first, each side deleting

@@ -1,6 +1,6 @@
-"""The manifest's PREMIS part: its bytes are checked against the root METS when the manifest
-is read, but parsed only when ``original_sha256``, ``signature`` or ``events`` is first used
-(a download needs none of them)."""
+"""The manifest's PREMIS part: read from storage, checked against the root METS and parsed
+only when ``original_sha256``, ``signature`` or ``events`` is first used (a download needs
+none of them); a package about to be stored is checked in full at once."""
 
 from __future__ import annotations
 
@@ -63,16 +63,64 @@ def test_the_premis_part_is_parsed_once_on_first_use(
     assert premis_parses == [pkg.aip_id]
 
 
-def test_damaged_premis_bytes_fail_the_manifest_read_itself(
-    store: AipStore, fs: FsStorage, pkg: BuiltPackage
+@pytest.fixture
+def premis_reads(store: AipStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys of the PREMIS files the store reads, in order."""
+    reads: list[str] = []
+    real = store._read_small
+
+    def counting(key: str) -> bytes:
+        if key.endswith(layout.PREMIS_PATH):
+            reads.append(key)
+        return real(key)
+
+    monkeypatch.setattr(store, "_read_small", counting)
+    return reads
+
+
+def test_a_download_does_not_even_read_the_premis(
+    store: AipStore, pkg: BuiltPackage, premis_reads: list[str]
 ) -> None:
     store.commit(pkg)
+    manifest = store.manifest(pkg.aip_id)
+    with store.open_file(pkg.aip_id, manifest.pdf_path, manifest=manifest) as handle:
+        handle.read()
+    assert premis_reads == []
+    _ = manifest.events
+    _ = manifest.signature
+    assert premis_reads == [layout.aip_key(pkg.aip_id, layout.PREMIS_PATH)]
+
+
+def _damage(fs: FsStorage, pkg: BuiltPackage) -> None:
     path = fs.root / layout.aip_key(pkg.aip_id, layout.PREMIS_PATH)
     data = bytearray(path.read_bytes())
     data[-20] ^= 0x01  # same size, other bytes
     path.write_bytes(bytes(data))
+
+
+def test_damaged_premis_bytes_fail_the_first_use_and_fixity(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage
+) -> None:
+    store.commit(pkg)
+    _damage(fs, pkg)
+    manifest = store.manifest(pkg.aip_id)
+    with store.open_file(pkg.aip_id, manifest.pdf_path, manifest=manifest) as handle:
+        assert handle.read() == pkg.files[PDF]  # the PDF itself is intact
     with pytest.raises(IntegrityError):
-        store.manifest(pkg.aip_id)
+        _ = manifest.signature
+    with pytest.raises(IntegrityError):  # not cached as if it had worked
+        _ = manifest.events
+    assert layout.PREMIS_PATH in {f.path for f in store.verify(pkg.aip_id).problems}
+
+
+def test_a_missing_premis_fails_the_first_use(
+    store: AipStore, fs: FsStorage, pkg: BuiltPackage
+) -> None:
+    store.commit(pkg)
+    (fs.root / layout.aip_key(pkg.aip_id, layout.PREMIS_PATH)).unlink()
+    manifest = store.manifest(pkg.aip_id)
+    with pytest.raises(InvalidPackageError, match="listed but missing"):
+        _ = manifest.original_sha256
 
 
 def _listing(pkg: BuiltPackage, premis: bytes) -> dict[str, Any]:
