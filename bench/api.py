@@ -29,7 +29,7 @@ how the p99 target is read.
    same PDFs and metadata as the HTTP agencies, at the same signing level, and ending with
    the index applied (``refresh``, timed); once before the server starts and once after it
    stops.
-5. ``kluis serve --workers N`` (uvicorn, JSON logs on, ``--workers`` processes, each with
+5. ``kluis serve --workers N`` (uvicorn, JSON logs on, ``--workers`` processes sharing
    ``--ingest-processes`` ingest processes: the same cores as the baseline) on 127.0.0.1;
    then phases of ``--seconds`` each: citizens listing (closed loop, then paced); citizens
    downloading; agencies ingesting; everything at once (``--phases`` picks some).
@@ -220,6 +220,14 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def tree_cpu(root: int, workers: int) -> tuple[float, float]:
     """CPU seconds of process ``root`` and every descendant (the server: its workers, their
     ingest processes), from /proc: user + system of every thread, plus reaped children's;
@@ -246,7 +254,9 @@ def tree_cpu(root: int, workers: int) -> tuple[float, float]:
         if pid in ticks and pid not in tree:
             tree.add(pid)
             todo.extend(child for child, up in parent.items() if up == pid)
+    # The ingest processes are children of the server (one pool, named) or of its workers.
     http = [root] + ([c for c, up in parent.items() if up == root] if workers > 1 else [])
+    http = [p for p in http if _comm(p) != "kluis-ingest"]
     tick = os.sysconf("SC_CLK_TCK")
     return sum(ticks[p] for p in tree) / tick, sum(own.get(p, 0) for p in http) / tick
 
@@ -748,9 +758,9 @@ def main() -> None:
         "--ingest-processes",
         type=int,
         default=2 * (os.cpu_count() or 1),
-        help="the server's ingest processes per worker (setting ingest_processes; 0: in "
-        "the worker's threads; default: twice the cores, as the settings recommend: with kept "
-        "connections one worker may get every depositor)",
+        help="the server's ingest processes, shared by its workers (setting "
+        "ingest_processes; 0: in the workers' threads; default: twice the cores, as the "
+        "settings recommend)",
     )
     parser.add_argument(
         "--phases",
@@ -851,7 +861,7 @@ def main() -> None:
         f"index: {inproc['index_total']} documents, {args.owners} citizens "
         f"(~{args.docs // args.owners} each); {args.clients} concurrent citizens, "
         f"{args.agencies} concurrent agencies, {args.seconds:.0f} s per phase; "
-        f"{os.cpu_count()} cores; server: {args.workers} worker process(es) x "
+        f"{os.cpu_count()} cores; server: {args.workers} worker process(es) sharing "
         f"{args.ingest_processes} ingest process(es), http={args.http}, "
         f"loop={args.loop}; signing level {settings.signing_level}; scheduled jobs off"
     )
@@ -896,8 +906,8 @@ def main() -> None:
     best = max(cli.values())
     mean_best = max((cli[("before", p)] + cli[("after", p)]) / 2 for p in layouts)
     print(
-        f"  over HTTP, {args.workers} server worker(s) x {args.ingest_processes} ingest "
-        f"process(es): {http_ingest:.1f} docs/s = "
+        f"  over HTTP, {args.workers} server worker(s) sharing {args.ingest_processes} "
+        f"ingest process(es): {http_ingest:.1f} docs/s = "
         f"{100 * http_ingest / mean_best:.0f} % of the best CLI layout (mean of before and "
         f"after), {100 * http_ingest / best:.0f} % of the best single CLI measurement"
     )

@@ -175,12 +175,12 @@ class KluisSettings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     """HTTP worker processes of ``kluis serve``; each gets 1/workers of the rate limit."""
     ingest_processes: int = Field(default=0, ge=0, le=64)
-    """Ingest processes per HTTP worker: deposits compute in these instead of the worker's
-    threads (one Python process computes on one core). 0: in the worker, as in tests. With
-    ingest processes a depositor's connection is kept open (without them, with several
-    workers, it is closed after each deposit to spread deposits over the workers), so one
-    worker may serve every depositor: on C cores, 2 x C per worker keeps every core busy
-    through the deposits' fsync waits, as the best CLI batch layout (2 x C processes) does."""
+    """Ingest processes of the server, shared by all its HTTP workers: deposits compute in
+    these instead of the workers' threads (one Python process computes on one core). 0: in
+    the worker, as in tests. On C cores, 2 x C keeps every core busy through the deposits'
+    fsync waits, as the best CLI batch layout (2 x C processes) does. With ingest processes
+    a depositor's connection is kept open (without them, with several workers, it is closed
+    after each deposit to spread deposits over the workers)."""
     auth: AuthSettings = AuthSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
 

@@ -19,8 +19,17 @@ from kluis.settings import KluisSettings
 from kluis.wiring import build_services, build_verifier
 
 
-def create_app(settings: KluisSettings | None = None, *, run_indexer: bool = True) -> FastAPI:
-    """Build the app; backends open in the lifespan and close on shutdown."""
+def create_app(
+    settings: KluisSettings | None = None,
+    *,
+    run_indexer: bool = True,
+    ingest_address: str | None = None,
+) -> FastAPI:
+    """Build the app; backends open in the lifespan and close on shutdown.
+
+    ``ingest_address``: where ``kluis serve``'s ingest processes listen (its workers share
+    them). Without it, ``ingest_processes`` > 0 starts that many for this app alone.
+    """
     settings = settings or KluisSettings()
     metrics = Metrics()
 
@@ -35,8 +44,10 @@ def create_app(settings: KluisSettings | None = None, *, run_indexer: bool = Tru
         app.state.audit = AuditLog(services.storage)
         app.state.verifier = build_verifier(settings)
         app.state.ingest_pool = None
-        if settings.ingest_processes:
-            app.state.ingest_pool = IngestPool(settings, settings.ingest_processes)
+        if ingest_address is not None:
+            app.state.ingest_pool = IngestPool(ingest_address)
+        elif settings.ingest_processes:
+            app.state.ingest_pool = IngestPool.own(settings, settings.ingest_processes)
         try:
             if app.state.ingest_pool is not None:
                 await app.state.ingest_pool.start()

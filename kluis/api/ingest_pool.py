@@ -1,46 +1,57 @@
-"""Deposits over HTTP computed in a pool of ingest processes.
+"""Deposits over HTTP computed in one pool of ingest processes shared by every HTTP worker.
 
 A deposit is ~15 ms of Python (pypdf, pyHanko, lxml) and a Python process computes on one
 core. With ``kluis serve --workers N`` each connection stays with the worker that accepted it,
 and which worker accepts is chance: measured with 4 agencies on 2 workers, the deposits in
-flight were split 3/1 or 4/0 more than half of the time, so one worker queued on its GIL
-while the other core idled through its fsync waits. A batch ingest never has that problem
-(each of its processes has a fixed share). With ``ingest_processes`` P > 0 every worker
-hands each deposit to one of P single-threaded processes of its own, so deposits compute
-in parallel whichever worker accepted them, and the OS spreads them over the cores.
+flight were split 3/1 or 4/0 more than half of the time. A pool per worker made every worker
+start enough processes for all the deposits (2 x cores each, so 8 for 2 workers on 2 cores,
+against the best batch layout's 4), and the surplus only cost context switches. Now the
+server starts ``ingest_processes`` processes once (:class:`IngestProcesses`, in
+``kluis serve``'s own process), all blocked in ``accept`` on one Unix socket; a worker hands
+a deposit over by connecting to it (:class:`IngestPool`), and the kernel gives the
+connection to one idle process (or queues it until one is), whichever worker sent it. A
+batch ingest never had that problem (each of its processes has a fixed share).
 
-The pool process runs exactly :meth:`ingest.pipeline.Ingestor.ingest`, with its own backends
-opened from the same settings (storage decides idempotency with conditional creates, the
-index takes updates through its durable outbox, as with several CLI processes). The caller
-gets the receipt only after the child's ingest returned, which is after the package is
-durably stored, as in process. Errors cross back as the same domain exceptions (rebuilt
-without calling ``__init__``, whose signature differs from ``args`` for most of them), so the
-problem table answers exactly as it does in process. The pool process also writes the
-deposit's audit record (:func:`kluis.api.deposits.deposit`), so the API process only parses
-the request, hands the deposit over and answers.
+The process runs exactly :func:`kluis.api.deposits.deposit` (:meth:`Ingestor.ingest` and
+the deposit's audit record), with its own backends opened from the same settings (storage
+decides idempotency with conditional creates, the index takes updates through its durable
+outbox, as with several CLI processes). The worker gets the receipt only after the process's
+ingest returned, which is after the package is durably stored. Errors cross back as the same
+domain exceptions (rebuilt without calling ``__init__``, whose signature differs from
+``args`` for most of them), so the problem table answers exactly as it does in process.
 
-The hand-over runs on the API process's event loop itself: each ingest process has one end
-of a socket pair, the loop writes the pickled deposit to an idle one and reads its answer
-(length-prefixed frames). A ``ProcessPoolExecutor`` did the same through two threads of its
-own (a queue feeder and a result manager) and a wake-up pipe: four thread hand-offs per
-deposit under the contended GIL of a process that also serves HTTP, ~0.5-0.7 ms of CPU
-per deposit (per-thread CPU from ``/proc``), where the loop's own reads and writes cost
-a few tens of µs.
+One connection per deposit, one frame each way (an 8-byte length, then a pickle): a
+connection is the unit the kernel balances, and a Unix ``connect`` costs a few tens of µs.
+A process that dies mid-deposit closes its connection: that deposit (only) gets a 503 and
+the owner starts a replacement; deposits wait in the socket's backlog meanwhile. The
+processes exit when their owner closes (or dies): each watches a pipe from it, and finishes
+the deposit in hand first. The socket lives in a fresh 0700 directory, so only this user
+can hand over deposits (it bypasses authentication).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import multiprocessing
+import os
 import pickle
+import shutil
+import signal
 import socket
 import struct
+import tempfile
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 from archive.errors import StorageUnavailableError
 from ingest.pipeline import IngestResult
@@ -53,6 +64,16 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!Q")
 _START_TIMEOUT = 120.0
+_STOP_TIMEOUT = 30.0
+_BACKLOG = 1024
+PROCESS_NAME = "kluis-ingest"
+"""The ingest processes' name in ``ps`` and ``/proc/<pid>/comm``."""
+ADDRESS_ENV = "KLUIS_INGEST_SOCKET"
+"""Where ``kluis serve`` tells its workers the ingest processes listen."""
+
+ProcessMain = Callable[[KluisSettings, socket.socket, Connection, Connection], None]
+"""What an ingest process runs: settings, the listening socket, its end of the owner's
+pipe (end of file: exit), where to say it is ready (``None``) or why it is not."""
 
 
 @dataclass(frozen=True)
@@ -75,48 +96,23 @@ def _dead() -> StorageUnavailableError:
     return StorageUnavailableError("ingest-process", "an ingest process died")
 
 
+def _unreachable(exc: OSError) -> StorageUnavailableError:
+    return StorageUnavailableError("ingest-process", f"the ingest processes are gone: {exc}")
+
+
+@dataclass
 class _Child:
-    """One ingest process and the API process's end of its socket pair."""
+    process: BaseProcess
+    lifeline: Connection
+    """The owner's end of the pipe the process watches: closing it tells the process to go."""
+
+
+class IngestProcesses:
+    """``processes`` ingest processes serving deposits on one Unix socket; a process that
+    dies is replaced. Owned by one process (``kluis serve``'s, or an app's of its own)."""
 
     def __init__(
-        self, process: BaseProcess, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.process = process
-        self.reader = reader
-        self.writer = writer
-
-    async def call(self, request: bytes) -> IngestResult | _Failure:
-        """Raises: OSError, asyncio.IncompleteReadError when the process died."""
-        # One write, one wake-up of the process: a header alone would wake it to read 8 bytes
-        # and block again (a write to a socket whose reader sleeps costs the writer its
-        # wake-up, the larger part of this hand-over on a busy host).
-        self.writer.write(_HEADER.pack(len(request)) + request)
-        await self.writer.drain()
-        outcome: IngestResult | _Failure = pickle.loads(await _read_frame(self.reader))
-        return outcome
-
-    def stop(self) -> None:
-        self.writer.close()  # the process sees end of file and exits
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> bytes:
-    (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
-    return await reader.readexactly(size)
-
-
-class IngestPool:
-    """``processes`` ingest processes for one API process, served by its event loop.
-
-    :meth:`start` and :meth:`run_async` run on that loop; :meth:`run` may be called from any
-    other thread (the batch handler's worker threads).
-    """
-
-    def __init__(
-        self,
-        settings: KluisSettings,
-        processes: int,
-        *,
-        main: Callable[[KluisSettings, socket.socket], None] | None = None,
+        self, settings: KluisSettings, processes: int, *, main: ProcessMain | None = None
     ) -> None:
         """``main``: what each process runs (default :func:`_serve`; tests pass one that dies)."""
         if processes < 1:
@@ -124,144 +120,227 @@ class IngestPool:
         self._settings = settings
         self._processes = processes
         self._main = main or _serve
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._idle: asyncio.Queue[_Child] = asyncio.Queue()
-        self._children: set[_Child] = set()
-        self._starting: set[asyncio.Task[None]] = set()
-        self._closed = False
+        self._directory = Path(tempfile.mkdtemp(prefix="kluis-ingest-"))  # mode 0700
+        self.address = str(self._directory / "socket")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self.address)
+        self._listener.listen(_BACKLOG)
+        self._children: list[_Child] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
+        self._supervisor: threading.Thread | None = None
 
-    async def start(self) -> None:
-        """Start every process and open its backends now, not on the first deposits.
+    def start(self) -> None:
+        """Start every process and wait until each has opened its backends.
 
         Raises:
-            StorageUnavailableError: a process could not open its backends.
+            StorageUnavailableError: a process could not open its backends (none is left
+                running then).
         """
-        self._loop = asyncio.get_running_loop()
-        children = await asyncio.gather(*(self._spawn() for _ in range(self._processes)))
-        for child in children:
-            self._idle.put_nowait(child)
+        try:
+            for _ in range(self._processes):
+                self._children.append(self._spawn())
+        except BaseException:
+            self.close()
+            raise
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="kluis-ingest-supervisor", daemon=True
+        )
+        self._supervisor.start()
 
     def pids(self) -> list[int | None]:
-        return [child.process.pid for child in self._children]
+        with self._lock:
+            return [child.process.pid for child in self._children]
 
-    async def _spawn(self) -> _Child:
-        ours, theirs = socket.socketpair()
+    def _spawn(self) -> _Child:
+        watched, lifeline = multiprocessing.Pipe(duplex=False)
+        ready_r, ready_w = multiprocessing.Pipe(duplex=False)
         process = multiprocessing.get_context("spawn").Process(
-            target=self._main, args=(self._settings, theirs), name="kluis-ingest"
+            target=self._main,
+            args=(self._settings, self._listener, watched, ready_w),
+            name="kluis-ingest",
         )
         try:
-            try:
-                # Spawning pickles the settings and forks: off the loop.
-                await asyncio.to_thread(process.start)
-            finally:
-                theirs.close()
-            reader, writer = await asyncio.open_unix_connection(sock=ours)
-        except BaseException:
-            ours.close()  # a process that did start sees end of file and exits
-            raise
-        child = _Child(process, reader, writer)
-        self._children.add(child)
+            process.start()  # spawning pickles the settings and the listening socket
+        finally:
+            watched.close()
+            ready_w.close()
+        child = _Child(process, lifeline)
         try:
-            ready = pickle.loads(await asyncio.wait_for(_read_frame(reader), _START_TIMEOUT))
-        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            if not ready_r.poll(_START_TIMEOUT):
+                raise EOFError("no answer")
+            ready = ready_r.recv()
+        except (EOFError, OSError):
             ready = _Failure(StorageUnavailableError, (), {}, "no answer at start")
-        except BaseException:
-            self._discard(child)
-            raise
+        finally:
+            ready_r.close()
         if ready is not None:
-            self._discard(child)
+            self._stop(child)
             log.error("an ingest process did not start: %s", ready.trace)
             raise StorageUnavailableError("ingest-process", "an ingest process did not start")
         return child
 
-    def run(self, submission: Submission, pdf: bytes, client_id: str | None) -> IngestResult:
-        """:func:`kluis.api.deposits.deposit` in a pool process; raises what it raises.
-        Blocking: for threads other than the event loop's.
+    def _supervise(self) -> None:
+        """Replace every process that dies (an OOM kill, an operator's signal, a crash)."""
+        while not self._closed.is_set():
+            with self._lock:
+                sentinels = {child.process.sentinel: child for child in self._children}
+            ready = wait([*sentinels, self._wake_r])
+            for sentinel in ready:
+                child = sentinels.get(sentinel) if isinstance(sentinel, int) else None
+                if child is None or self._closed.is_set():
+                    continue
+                code = child.process.exitcode
+                log.error("an ingest process died (exit code %s); starting another", code)
+                self._stop(child)
+                replacement = self._respawn()
+                with self._lock:
+                    self._children.remove(child)
+                    if replacement is not None:
+                        self._children.append(replacement)
+
+    def _respawn(self) -> _Child | None:
+        while not self._closed.is_set():
+            try:
+                child = self._spawn()
+            except StorageUnavailableError:
+                self._closed.wait(1.0)  # its backends are down: keep trying
+                continue
+            if self._closed.is_set():
+                self._stop(child)
+                return None
+            return child
+        return None
+
+    @staticmethod
+    def _stop(child: _Child, *, timeout: float = 0.0) -> None:
+        child.lifeline.close()  # the process sees end of file: it exits after its deposit
+        child.process.join(timeout)
+        if child.process.is_alive():
+            child.process.kill()
+            child.process.join()
+
+    def close(self) -> None:
+        """Stop every process; a deposit still in one finishes first (up to 30 s in all)."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._wake_w.send(None)
+        if self._supervisor is not None:
+            self._supervisor.join()
+        self._listener.close()  # connections still queued get end of file: 503
+        with self._lock:
+            children, self._children = self._children, []
+        for child in children:
+            child.lifeline.close()
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        for child in children:
+            self._stop(child, timeout=max(0.0, deadline - time.monotonic()))
+        self._wake_r.close()
+        self._wake_w.close()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+
+class IngestPool:
+    """The HTTP worker's side: hands deposits to the ingest processes at ``address``.
+
+    With ``owned``, this pool starts and closes those processes itself (an app not run by
+    ``kluis serve``, as in tests); otherwise their owner is ``kluis serve``.
+    """
+
+    def __init__(self, address: str, *, owned: IngestProcesses | None = None) -> None:
+        self._address = address
+        self._owned = owned
+
+    @classmethod
+    def own(cls, settings: KluisSettings, processes: int) -> IngestPool:
+        """A pool with processes of its own (started by :meth:`start`)."""
+        processes_ = IngestProcesses(settings, processes)
+        return cls(processes_.address, owned=processes_)
+
+    async def start(self) -> None:
+        """Start the owned processes (if any) and open their backends now, not on the first
+        deposits.
 
         Raises:
-            StorageUnavailableError: a pool process died (it is replaced; whether the deposit
-                was stored is for a retry to find out, as after a timeout).
+            StorageUnavailableError: a process could not open its backends.
         """
-        assert self._loop is not None, "start() the pool first"
-        call = self.run_async(submission, pdf, client_id)
-        return asyncio.run_coroutine_threadsafe(call, self._loop).result()
+        if self._owned is not None:
+            await asyncio.to_thread(self._owned.start)
+
+    async def close(self) -> None:
+        if self._owned is not None:
+            await asyncio.to_thread(self._owned.close)
+
+    def pids(self) -> list[int | None]:
+        """The owned processes' ids (none when ``kluis serve`` owns them)."""
+        return [] if self._owned is None else self._owned.pids()
+
+    def run(self, submission: Submission, pdf: bytes, client_id: str | None) -> IngestResult:
+        """:func:`kluis.api.deposits.deposit` in an ingest process; raises what it raises.
+        Blocking: for threads other than the event loop's (the batch handler's).
+
+        Raises:
+            StorageUnavailableError: the process died mid-deposit (whether the deposit was
+                stored is for a retry to find out, as after a timeout), or none is reachable.
+        """
+        request = _frame(submission, pdf, client_id)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(self._address)
+                sock.sendall(request)
+                with sock.makefile("rb") as stream:
+                    answer = _read_frame(stream)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise _unreachable(exc) from None
+        except (OSError, EOFError):
+            raise _dead() from None
+        return _outcome(answer)
 
     async def run_async(
         self, submission: Submission, pdf: bytes, client_id: str | None
     ) -> IngestResult:
-        """As :meth:`run`, on the event loop. Shielded: a cancelled caller (a client gone)
-        leaves the deposit to finish in its process, which then serves the next one."""
-        request = pickle.dumps((submission, pdf, client_id), protocol=pickle.HIGHEST_PROTOCOL)
-        if self._closed:
-            raise StorageUnavailableError("ingest-process", "the ingest pool is closed")
-        child = await self._idle.get()
-        outcome = await asyncio.shield(asyncio.ensure_future(self._call(child, request)))
-        if isinstance(outcome, _Failure):
-            raise outcome.rebuild()
-        return outcome
-
-    async def _call(self, child: _Child, request: bytes) -> IngestResult | _Failure:
+        """As :meth:`run`, on the event loop. A cancelled caller (a client gone) closes the
+        connection; the process still finishes the deposit, then takes the next."""
+        request = _frame(submission, pdf, client_id)
         try:
-            outcome = await child.call(request)
-        except (OSError, asyncio.IncompleteReadError, EOFError):
-            log.error("an ingest process died; starting another")
-            self._replace_dead(child)
+            reader, writer = await asyncio.open_unix_connection(self._address)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise _unreachable(exc) from None
+        try:
+            # One write: the process is woken once, with the whole deposit to read.
+            writer.write(request)
+            (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+            answer = await reader.readexactly(size)
+        except (OSError, asyncio.IncompleteReadError):
             raise _dead() from None
-        self._idle.put_nowait(child)
-        return outcome
+        finally:
+            writer.close()
+        return _outcome(answer)
 
-    def _replace_dead(self, died: _Child) -> None:
-        """Replace ``died`` and every idle process that has died too (one death is often
-        many: an OOM kill, an operator's signal), so each costs at most one deposit."""
-        dead = [died]
-        alive: list[_Child] = []
-        while not self._idle.empty():
-            child = self._idle.get_nowait()
-            (alive if child.process.exitcode is None else dead).append(child)
-        for child in alive:
-            self._idle.put_nowait(child)
-        for child in dead:
-            self._discard(child)
-            if not self._closed:
-                task = asyncio.ensure_future(self._restart())
-                self._starting.add(task)
-                task.add_done_callback(self._starting.discard)
 
-    async def _restart(self) -> None:
-        while not self._closed:
-            try:
-                child = await self._spawn()
-            except StorageUnavailableError:
-                await asyncio.sleep(1.0)  # its backends are down: keep trying
-                continue
-            if self._closed:
-                self._discard(child)
-            else:
-                self._idle.put_nowait(child)
-            return
+def _frame(submission: Submission, pdf: bytes, client_id: str | None) -> bytes:
+    body = pickle.dumps((submission, pdf, client_id), protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
 
-    def _discard(self, child: _Child) -> None:
-        self._children.discard(child)
-        child.stop()
-        if child.process.is_alive():
-            child.process.kill()
 
-    async def close(self) -> None:
-        """Stop every process (a deposit still in one finishes first: its process exits at
-        the end of file that follows)."""
-        self._closed = True
-        starting = list(self._starting)
-        for task in starting:
-            task.cancel()
-        await asyncio.gather(*starting, return_exceptions=True)
-        children = list(self._children)
-        self._children.clear()
-        for child in children:
-            child.stop()
-        for child in children:
-            await asyncio.to_thread(child.process.join, 30)
-            if child.process.is_alive():
-                child.process.kill()
+def _read_frame(stream: BinaryIO) -> bytes:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError("the ingest process closed the connection")
+    (size,) = _HEADER.unpack(header)
+    answer = stream.read(size)
+    if len(answer) < size:
+        raise EOFError("the ingest process closed the connection")
+    return answer
+
+
+def _outcome(answer: bytes) -> IngestResult:
+    outcome: IngestResult | _Failure = pickle.loads(answer)
+    if isinstance(outcome, _Failure):
+        raise outcome.rebuild()
+    return outcome
 
 
 # ------------------------------------------------------------------ in the pool process
@@ -272,39 +351,67 @@ _audit: AuditLog | None = None
 """The pool process's audit log (over its own storage backend, the same store)."""
 
 
-def _serve(settings: KluisSettings, sock: socket.socket) -> None:
-    """An ingest process: open the backends, say so, then answer deposits until end of file."""
+def _serve(
+    settings: KluisSettings, listener: socket.socket, lifeline: Connection, ready: Connection
+) -> None:
+    """An ingest process: open the backends, say so, then take deposits until the owner's
+    pipe ends (it finishes the deposit in hand first)."""
     global _services, _audit
-    with sock, sock.makefile("rwb") as stream:
-        try:
-            from kluis.wiring import build_services
+    # A terminal's ^C reaches the whole process group: the owner decides when this stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _name_process(PROCESS_NAME)
+    try:
+        from kluis.wiring import build_services
 
-            _services = build_services(settings)
-            _audit = AuditLog(_services.storage)
-        except BaseException as exc:
-            _send(stream, _failure(exc))
-            raise
-        _send(stream, None)
-        try:
-            while True:
-                header = stream.read(_HEADER.size)
-                if len(header) < _HEADER.size:
-                    return  # the API process closed its end: done
-                (size,) = _HEADER.unpack(header)
-                submission, pdf, client_id = pickle.loads(stream.read(size))
-                _send(stream, _deposit(submission, pdf, client_id))
-        finally:
+        _services = build_services(settings)
+        _audit = AuditLog(_services.storage)
+    except BaseException as exc:
+        ready.send(_failure(exc))
+        raise
+    ready.send(None)
+    ready.close()
+    busy = threading.Lock()
+
+    def leave_when_told() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv()
+        with busy:  # never in the middle of a deposit
             _services.close()
+            os._exit(0)
+
+    threading.Thread(target=leave_when_told, name="kluis-ingest-lifeline", daemon=True).start()
+    with listener:
+        while True:
+            connection, _ = listener.accept()
+            with busy, connection, connection.makefile("rwb") as stream:
+                _serve_one(cast(BinaryIO, stream))
 
 
-def _send(stream: Any, outcome: object) -> None:
+def _name_process(name: str) -> None:
+    """Show this process as ``name`` in ``ps``, ``top`` and ``/proc/<pid>/comm`` (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, name.encode(), 0, 0, 0)
+
+
+_PR_SET_NAME = 15
+
+
+def _serve_one(stream: BinaryIO) -> None:
+    try:
+        request = _read_frame(stream)
+    except (EOFError, OSError):
+        return  # the worker went away before handing the deposit over
+    submission, pdf, client_id = pickle.loads(request)
+    outcome = _deposit(submission, pdf, client_id)
     try:
         raw = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # an exception carrying something unpicklable: a plain 500
         raw = pickle.dumps(_Failure(RuntimeError, (f"unpicklable outcome: {exc}",), {}, ""))
-    stream.write(_HEADER.pack(len(raw)))
-    stream.write(raw)
-    stream.flush()
+    try:
+        stream.write(_HEADER.pack(len(raw)) + raw)
+        stream.flush()
+    except OSError:
+        pass  # the worker went away (its client left): the deposit is done all the same
 
 
 def _failure(exc: BaseException) -> _Failure:

@@ -11,6 +11,8 @@ state that matters lives in one process:
 * scheduled jobs run under storage leases, so N workers never run a job twice at once;
 * Prometheus counters go to a per-run directory (``PROMETHEUS_MULTIPROC_DIR``) that
   ``/metrics`` aggregates over every worker;
+* deposits compute in one pool of ingest processes that this process starts before the
+  workers (``ingest_processes``; :mod:`kluis.api.ingest_pool`), shared by every worker;
 * rate limits are per process: each worker gets ``1/N`` of the configured rate and burst,
   so a replica never admits more than configured (a client whose connections all land on one
   worker gets less, never more).
@@ -25,11 +27,13 @@ import gc
 import os
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from kluis.api.ingest_pool import ADDRESS_ENV as INGEST_ADDRESS_ENV
+from kluis.api.ingest_pool import IngestProcesses
 from kluis.settings import KluisSettings
 
 PROMETHEUS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -64,24 +68,29 @@ def serve_api(
         "http": http,
         "loop": loop,
     }
-    if workers <= 1:
-        one = settings.model_copy(update={"workers": 1})
-        uvicorn.run(create_worker_app(one), **options)  # type: ignore[arg-type]
-        return
-    shared = metrics_dir(settings)
-    shutil.rmtree(shared, ignore_errors=True)
-    shared.mkdir(parents=True)
-    os.environ[PROMETHEUS_DIR_ENV] = str(shared)
-    os.environ[WORKERS_ENV] = str(workers)
-    try:
+    with ExitStack() as cleanup:
+        if settings.ingest_processes:
+            # One pool for the server, before the workers: each hands its deposits to it.
+            pool = IngestProcesses(settings, settings.ingest_processes)
+            cleanup.callback(pool.close)
+            pool.start()
+            os.environ[INGEST_ADDRESS_ENV] = pool.address
+        if workers <= 1:
+            one = settings.model_copy(update={"workers": 1})
+            uvicorn.run(create_worker_app(one), **options)  # type: ignore[arg-type]
+            return
+        shared = metrics_dir(settings)
+        shutil.rmtree(shared, ignore_errors=True)
+        shared.mkdir(parents=True)
+        cleanup.callback(shutil.rmtree, shared, ignore_errors=True)
+        os.environ[PROMETHEUS_DIR_ENV] = str(shared)
+        os.environ[WORKERS_ENV] = str(workers)
         uvicorn.run(
             "kluis.api.serve:create_worker_app",
             factory=True,
             workers=workers,
             **options,  # type: ignore[arg-type]
         )
-    finally:
-        shutil.rmtree(shared, ignore_errors=True)
 
 
 def create_worker_app(settings: KluisSettings | None = None) -> FastAPI:
@@ -90,7 +99,8 @@ def create_worker_app(settings: KluisSettings | None = None) -> FastAPI:
     from kluis.observability import configure_logging
 
     configure_logging()
-    app = create_app(settings or KluisSettings())
+    address = os.environ.get(INGEST_ADDRESS_ENV)
+    app = create_app(settings or KluisSettings(), ingest_address=address)
     started = app.router.lifespan_context
 
     @asynccontextmanager

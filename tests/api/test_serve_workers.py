@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -41,8 +42,10 @@ def _get(url: str, **kw: object) -> httpx.Response:
         return client.get(url, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def server(data_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@contextmanager
+def _serving(
+    data_dir: Path, tmp_path: Path, **env_extra: str
+) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     port = _free_port()
     env = {
         **os.environ,
@@ -51,6 +54,7 @@ def server(data_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "KLUIS_RATE_LIMIT_PER_SECOND": "0.5",
         "KLUIS_RATE_LIMIT_BURST": "6",
         "KLUIS_RECONCILE_INTERVAL_SECONDS": "0",
+        **env_extra,
     }
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -77,11 +81,79 @@ def server(data_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
             assert time.monotonic() < deadline, "both workers did not start"
             time.sleep(0.3)
             started = (tmp_path / "server.log").read_text()
-        yield base, tmp_path / "server.log"
+        yield base, tmp_path / "server.log", proc
     finally:
         proc.terminate()
         proc.wait(timeout=60)
         log.close()
+
+
+@pytest.fixture
+def server(data_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    with _serving(data_dir, tmp_path) as (base, log_path, _):
+        yield base, log_path
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(b")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _bearer(data_dir: Path, role: str, sub: str) -> dict[str, str]:
+    jwt = mint_dev_token(
+        data_dir,
+        role=role,
+        subject=sub,
+        issuer="kluis-dev",
+        audience="kluis",  # type: ignore[arg-type]
+    )
+    return {"Authorization": f"Bearer {jwt}"}
+
+
+def test_workers_share_one_pool_of_ingest_processes(data_dir: Path, tmp_path: Path) -> None:
+    with _serving(data_dir, tmp_path, KLUIS_INGEST_PROCESSES="2") as (base, log_path, proc):
+        below = _children(proc.pid)
+        pool = [pid for pid in below if _comm(pid) == "kluis-ingest"]
+        workers = [pid for pid in below if pid not in pool]
+        assert len(pool) == 2, [(pid, _comm(pid)) for pid in below]
+        assert all(_comm(c) != "kluis-ingest" for w in workers for c in _children(w))
+        agency = _bearer(data_dir, "agency", "OVO000001")
+        ids = set()
+        for n in range(4):  # fresh connections: the kernel may hand each to either worker
+            with httpx.Client(timeout=60) as client:
+                created = client.post(
+                    f"{base}/v1/documents",
+                    headers=agency,
+                    files={"file": ("a.pdf", make_pdf(["Attest", f"pool {n}"]), "application/pdf")},
+                    data={
+                        "metadata": json.dumps(
+                            {"owner": OWNER, "type": "attest", "title": "P", "ref": f"p{n}"}
+                        )
+                    },
+                )
+            assert created.status_code == 201, created.text
+            assert created.headers.get("connection") != "close"  # kept: any worker can hand over
+            ids.add(created.json()["aip_id"])
+        assert len(ids) == 4
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in pool):  # they left with the server
+        assert time.monotonic() < deadline, "ingest processes outlived the server"
+        time.sleep(0.2)
+    assert "Traceback" not in log_path.read_text()
 
 
 def test_each_worker_takes_its_share_of_the_rate_limit(data_dir: Path) -> None:

@@ -331,9 +331,9 @@ def _spread(services: Services) -> dict[str, str]:
     after a deposit: a deposit is ~15 ms of CPU, a new loopback or LB connection ~0.2 ms, and
     the next deposit then goes to whichever worker accepts first (an idle one) instead of
     queueing on a busy one's GIL because its client's connection was accepted there. With
-    ingest processes (``ingest_processes`` > 0) a worker only parses and hands over, and its
-    own processes can keep every core busy, so the connection is kept: a new connection per
-    deposit cost the workers ~0.35 ms of CPU and the client a TCP handshake."""
+    ingest processes (``ingest_processes`` > 0) a worker only parses and hands over to the
+    server's pool, which any worker's deposits reach, so the connection is kept: a new
+    connection per deposit cost the workers ~0.35 ms of CPU and the client a TCP handshake."""
     settings = services.settings
     spread = settings.workers > 1 and settings.ingest_processes == 0
     return {"Connection": "close"} if spread else {}
