@@ -172,14 +172,7 @@ def test_workers_share_index_metrics_and_rate_limit(
     base, log_path = server
 
     def bearer(role: str, sub: str) -> dict[str, str]:
-        jwt = mint_dev_token(
-            data_dir,
-            role=role,
-            subject=sub,
-            issuer="kluis-dev",
-            audience="kluis",  # type: ignore[arg-type]
-        )
-        return {"Authorization": f"Bearer {jwt}"}
+        return _bearer(data_dir, role, sub)
 
     # 1. A deposit through whichever worker answers is listed through any worker.
     agency = bearer("agency", "OVO000001")
