@@ -32,64 +32,38 @@ can hand over deposits (it bypasses authentication).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import logging
 import multiprocessing
-import os
 import pickle
 import shutil
-import signal
 import socket
-import struct
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, BinaryIO, cast
 
 from archive.errors import StorageUnavailableError
 from ingest.pipeline import IngestResult
 from ingest.submission import Submission
-from kluis.api.deposits import deposit
-from kluis.audit import AuditLog
+from kluis.api.ingest_frames import HEADER, Failure, frame, read_frame
+from kluis.api.ingest_process import serve
 from kluis.settings import KluisSettings
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("!Q")
 _START_TIMEOUT = 120.0
 _STOP_TIMEOUT = 30.0
 _BACKLOG = 1024
-PROCESS_NAME = "kluis-ingest"
-"""The ingest processes' name in ``ps`` and ``/proc/<pid>/comm``."""
 ADDRESS_ENV = "KLUIS_INGEST_SOCKET"
 """Where ``kluis serve`` tells its workers the ingest processes listen."""
 
 ProcessMain = Callable[[KluisSettings, socket.socket, Connection, Connection], None]
 """What an ingest process runs: settings, the listening socket, its end of the owner's
 pipe (end of file: exit), where to say it is ready (``None``) or why it is not."""
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """A domain exception from a pool process, in a form that always pickles."""
-
-    cls: type[BaseException]
-    args: tuple[Any, ...]
-    state: dict[str, Any]
-    trace: str
-
-    def rebuild(self) -> BaseException:
-        exc = self.cls.__new__(self.cls)
-        exc.args = self.args
-        exc.__dict__.update(self.state)
-        return exc
 
 
 def _dead() -> StorageUnavailableError:
@@ -114,12 +88,13 @@ class IngestProcesses:
     def __init__(
         self, settings: KluisSettings, processes: int, *, main: ProcessMain | None = None
     ) -> None:
-        """``main``: what each process runs (default :func:`_serve`; tests pass one that dies)."""
+        """``main``: what each process runs (default :func:`kluis.api.ingest_process.serve`;
+        tests pass one that dies)."""
         if processes < 1:
             raise ValueError("an ingest pool needs at least one process")
         self._settings = settings
         self._processes = processes
-        self._main = main or _serve
+        self._main = main or serve
         self._directory = Path(tempfile.mkdtemp(prefix="kluis-ingest-"))  # mode 0700
         self.address = str(self._directory / "socket")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -172,7 +147,7 @@ class IngestProcesses:
                 raise EOFError("no answer")
             ready = ready_r.recv()
         except (EOFError, OSError):
-            ready = _Failure(StorageUnavailableError, (), {}, "no answer at start")
+            ready = Failure(StorageUnavailableError, (), {}, "no answer at start")
         finally:
             ready_r.close()
         if ready is not None:
@@ -285,13 +260,13 @@ class IngestPool:
             StorageUnavailableError: the process died mid-deposit (whether the deposit was
                 stored is for a retry to find out, as after a timeout), or none is reachable.
         """
-        request = _frame(submission, pdf, client_id)
+        request = _request(submission, pdf, client_id)
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.connect(self._address)
                 sock.sendall(request)
                 with sock.makefile("rb") as stream:
-                    answer = _read_frame(stream)
+                    answer = read_frame(stream)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise _unreachable(exc) from None
         except (OSError, EOFError):
@@ -303,7 +278,7 @@ class IngestPool:
     ) -> IngestResult:
         """As :meth:`run`, on the event loop. A cancelled caller (a client gone) closes the
         connection; the process still finishes the deposit, then takes the next."""
-        request = _frame(submission, pdf, client_id)
+        request = _request(submission, pdf, client_id)
         try:
             reader, writer = await asyncio.open_unix_connection(self._address)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
@@ -311,7 +286,7 @@ class IngestPool:
         try:
             # One write: the process is woken once, with the whole deposit to read.
             writer.write(request)
-            (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+            (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
             answer = await reader.readexactly(size)
         except (OSError, asyncio.IncompleteReadError):
             raise _dead() from None
@@ -320,107 +295,12 @@ class IngestPool:
         return _outcome(answer)
 
 
-def _frame(submission: Submission, pdf: bytes, client_id: str | None) -> bytes:
-    body = pickle.dumps((submission, pdf, client_id), protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(body)) + body
-
-
-def _read_frame(stream: BinaryIO) -> bytes:
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        raise EOFError("the ingest process closed the connection")
-    (size,) = _HEADER.unpack(header)
-    answer = stream.read(size)
-    if len(answer) < size:
-        raise EOFError("the ingest process closed the connection")
-    return answer
+def _request(submission: Submission, pdf: bytes, client_id: str | None) -> bytes:
+    return frame(pickle.dumps((submission, pdf, client_id), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _outcome(answer: bytes) -> IngestResult:
-    outcome: IngestResult | _Failure = pickle.loads(answer)
-    if isinstance(outcome, _Failure):
+    outcome: IngestResult | Failure = pickle.loads(answer)
+    if isinstance(outcome, Failure):
         raise outcome.rebuild()
     return outcome
-
-
-# ------------------------------------------------------------------ in the pool process
-
-_services: Any = None
-"""The pool process's backends (this module is the process's composition root)."""
-_audit: AuditLog | None = None
-"""The pool process's audit log (over its own storage backend, the same store)."""
-
-
-def _serve(
-    settings: KluisSettings, listener: socket.socket, lifeline: Connection, ready: Connection
-) -> None:
-    """An ingest process: open the backends, say so, then take deposits until the owner's
-    pipe ends (it finishes the deposit in hand first)."""
-    global _services, _audit
-    # A terminal's ^C reaches the whole process group: the owner decides when this stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _name_process(PROCESS_NAME)
-    try:
-        from kluis.wiring import build_services
-
-        _services = build_services(settings)
-        _audit = AuditLog(_services.storage)
-    except BaseException as exc:
-        ready.send(_failure(exc))
-        raise
-    ready.send(None)
-    ready.close()
-    busy = threading.Lock()
-
-    def leave_when_told() -> None:
-        with contextlib.suppress(EOFError, OSError):
-            lifeline.recv()
-        with busy:  # never in the middle of a deposit
-            _services.close()
-            os._exit(0)
-
-    threading.Thread(target=leave_when_told, name="kluis-ingest-lifeline", daemon=True).start()
-    with listener:
-        while True:
-            connection, _ = listener.accept()
-            with busy, connection, connection.makefile("rwb") as stream:
-                _serve_one(cast(BinaryIO, stream))
-
-
-def _name_process(name: str) -> None:
-    """Show this process as ``name`` in ``ps``, ``top`` and ``/proc/<pid>/comm`` (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, name.encode(), 0, 0, 0)
-
-
-_PR_SET_NAME = 15
-
-
-def _serve_one(stream: BinaryIO) -> None:
-    try:
-        request = _read_frame(stream)
-    except (EOFError, OSError):
-        return  # the worker went away before handing the deposit over
-    submission, pdf, client_id = pickle.loads(request)
-    outcome = _deposit(submission, pdf, client_id)
-    try:
-        raw = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:  # an exception carrying something unpicklable: a plain 500
-        raw = pickle.dumps(_Failure(RuntimeError, (f"unpicklable outcome: {exc}",), {}, ""))
-    try:
-        stream.write(_HEADER.pack(len(raw)) + raw)
-        stream.flush()
-    except OSError:
-        pass  # the worker went away (its client left): the deposit is done all the same
-
-
-def _failure(exc: BaseException) -> _Failure:
-    return _Failure(type(exc), exc.args, dict(exc.__dict__), traceback.format_exc())
-
-
-def _deposit(submission: Submission, pdf: bytes, client_id: str | None) -> IngestResult | _Failure:
-    assert _audit is not None, "_serve opens the audit log first"
-    try:
-        return deposit(_services.ingestor, _audit, _services.keyer, submission, pdf, client_id)
-    except Exception as exc:
-        return _failure(exc)

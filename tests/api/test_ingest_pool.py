@@ -27,7 +27,8 @@ from ingest.errors import FieldProblem, IdempotencyConflictError, InvalidSubmiss
 from ingest.pipeline import IngestResult
 from ingest.submission import Submission
 from kluis.api.app import create_app
-from kluis.api.ingest_pool import _HEADER, IngestPool, IngestProcesses, _Failure
+from kluis.api.ingest_frames import Failure, frame
+from kluis.api.ingest_pool import IngestPool, IngestProcesses
 from kluis.settings import KluisSettings
 from kluis.wiring import Services
 from tests.api.conftest import upload
@@ -48,11 +49,11 @@ def pool_of(client: TestClient) -> IngestPool:
 
 def test_domain_errors_cross_back_with_their_data() -> None:
     invalid = InvalidSubmissionError([FieldProblem("owner", "bad check digits")])
-    back = _Failure(type(invalid), invalid.args, dict(invalid.__dict__), "").rebuild()
+    back = Failure(type(invalid), invalid.args, dict(invalid.__dict__), "").rebuild()
     assert isinstance(back, InvalidSubmissionError)
     assert back.problems == invalid.problems and str(back) == str(invalid)
     conflict = IdempotencyConflictError("OVO1", "R-1", "aip-1")
-    back = _Failure(type(conflict), conflict.args, dict(conflict.__dict__), "").rebuild()
+    back = Failure(type(conflict), conflict.args, dict(conflict.__dict__), "").rebuild()
     assert isinstance(back, IdempotencyConflictError) and str(back) == str(conflict)
 
 
@@ -194,8 +195,8 @@ def _one_deposit_then_report(
         with connection:
             connection.recv(1 << 16)
             time.sleep(0.3)  # busy: the next connection must go to another process
-            raw = pickle.dumps(_Failure(RuntimeError, (str(os.getpid()),), {}, ""))
-            connection.sendall(_HEADER.pack(len(raw)) + raw)
+            raw = pickle.dumps(Failure(RuntimeError, (str(os.getpid()),), {}, ""))
+            connection.sendall(frame(raw))
 
 
 def test_deposits_from_any_worker_go_to_whichever_process_is_idle(
